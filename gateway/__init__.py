@@ -1,0 +1,1 @@
+"""Bank gateway of the 一卡通 subsidy payment scheme."""
