@@ -1,0 +1,53 @@
+"""The gateway's HTTP application (upstream API)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import text
+
+from gateway.api.errors import ApiError, api_error_handler
+from gateway.batches.endpoints import router as batches_router
+from gateway.context import Context
+from gateway.kit.logging import correlation, get_logger
+
+log = get_logger(__name__)
+
+
+def create_app(ctx: Context) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        log.info("api.start", settings=ctx.settings.describe())
+        yield
+        ctx.close()
+
+    app = FastAPI(
+        title="Subsidy bank gateway (一卡通代发网关)",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.include_router(batches_router)
+
+    @app.middleware("http")
+    async def bind_correlation(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        incoming = request.headers.get("x-correlation-id")
+        cid = incoming if incoming and len(incoming) <= 64 and incoming.isascii() else None
+        with correlation("http", cid, method=request.method, path=request.url.path) as cid:
+            response = await call_next(request)
+            response.headers["X-Correlation-Id"] = cid
+            log.info("http.request", status=response.status_code)
+            return response
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,38 @@
+"""What a process needs, built once from the settings: engine, sessions, PII cipher, bank
+profiles. The API, the worker and the CLI each build one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.kit.db import make_engine, make_session_factory
+from gateway.kit.pii import PiiCipher
+from gateway.profiles import BankProfile, load_profiles
+from gateway.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    pii: PiiCipher
+    profiles: dict[str, BankProfile] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings | None = None) -> Context:
+        settings = settings or Settings()
+        engine = make_engine(settings.database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            pii=settings.pii,
+            profiles=load_profiles(settings.bank_profiles_file),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

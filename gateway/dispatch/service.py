@@ -1,0 +1,409 @@
+"""Dispatch (发送): turn accepted batches into signed bank files and deliver them.
+
+Two job steps, each its own transaction boundary, never holding a transaction or lock
+across a network call:
+
+1. ``plan_one``: claim an accepted batch by lease; render its file(s), sign them, and
+   persist the exact bytes (encrypted), file name, hash and size — the intent — with the
+   items moved to ``queued``. Commit. Nothing has left the building yet.
+2. ``deliver_one``: claim a planned/unknown file by lease; **look at the far side first**
+   (the file may already be there from an attempt whose outcome we never recorded); upload
+   only if it is absent, under a temporary name then renamed; verify size and hash under
+   the final name; then record delivery. Errors are classified by the adapter: never-sent →
+   retry later with backoff; outcome unknown → inquiry next time, never a blind resend;
+   host key / conflicting far-side content → an operator case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Iterator
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from gateway.batches.models import Batch, PaymentItem
+from gateway.context import Context
+from gateway.dispatch.models import OutboundFile
+from gateway.feedback.models import OperatorCase
+from gateway.kit.clock import china_today, utcnow
+from gateway.kit.db import session_scope
+from gateway.kit.logging import get_logger
+from gateway.kit.retry import next_attempt_at, retry_never_sent
+from gateway.payments.states import BatchEvent, BatchState, FileState, ItemEvent, ItemState
+from gateway.payments.transitions import move_batch, move_items
+from gateway.ports import (
+    AdapterError,
+    FileTransport,
+    HostKeyError,
+    NeverSentError,
+    OutcomeUnknownError,
+    RequestHeader,
+    RequestItem,
+    TransportError,
+)
+from gateway.profiles import BankProfile
+
+log = get_logger(__name__)
+FILE_PURPOSE = "outbound-file"
+
+
+def _crash_point(ctx: Context, name: str) -> None:
+    """Test hook: die abruptly here (no cleanup, no commit), as a killed process would."""
+    if ctx.settings.crash_at == name and ctx.settings.environment != "production":
+        log.warning("worker.crash_injected", point=name)
+        os._exit(137)
+
+
+def _lease_free(model: type[Batch] | type[OutboundFile], now: dt.datetime) -> object:
+    return or_(model.lease_until.is_(None), model.lease_until < now)
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def _decrypted_items(ctx: Context, session: Session, batch_id: int) -> Iterator[RequestItem]:
+    pii = ctx.pii
+    rows = session.execute(
+        select(
+            PaymentItem.seq,
+            PaymentItem.serial,
+            PaymentItem.account_enc,
+            PaymentItem.name_enc,
+            PaymentItem.id_number_enc,
+            PaymentItem.amount_fen,
+            PaymentItem.remark,
+        )
+        .where(PaymentItem.batch_id == batch_id, PaymentItem.state == ItemState.ACCEPTED)
+        .order_by(PaymentItem.seq)
+        .execution_options(yield_per=5000)
+    )
+    for seq, serial, acct, name, idn, amount, remark in rows:
+        yield RequestItem(
+            seq=seq,
+            serial=serial,
+            account_no=pii.decrypt("account_no", acct),
+            name=pii.decrypt("name", name),
+            id_number=pii.decrypt("id_number", idn),
+            amount_fen=amount,
+            remark=remark or "",
+        )
+
+
+def _claim(
+    ctx: Context, model: type[Batch] | type[OutboundFile], candidates: list[int], owner: str
+) -> int | None:
+    """Claim the first candidate whose lease is free (a short conditional UPDATE)."""
+    for cid in candidates:
+        now = utcnow()
+        with session_scope(ctx.sessions) as session:
+            result = session.execute(
+                update(model)
+                .where(model.id == cid, _lease_free(model, now))  # type: ignore[arg-type]
+                .values(
+                    lease_owner=owner,
+                    lease_until=now + dt.timedelta(seconds=ctx.settings.lease_seconds),
+                )
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return cid
+    return None
+
+
+def plan_one(ctx: Context, owner: str) -> bool:
+    """Plan one accepted batch; True when something was done."""
+    now = utcnow()
+    with ctx.sessions() as session:
+        query = (
+            select(Batch.id)
+            .where(Batch.state == BatchState.ACCEPTED, _lease_free(Batch, now))  # type: ignore[arg-type]
+            .order_by(Batch.id)
+            .limit(5)
+        )
+        candidates = list(session.scalars(query))
+    batch_id = _claim(ctx, Batch, candidates, owner)
+    if batch_id is None:
+        return False
+    with session_scope(ctx.sessions) as session:
+        batch = session.get(Batch, batch_id, with_for_update=True)
+        if batch is None or batch.state != BatchState.ACCEPTED or batch.lease_owner != owner:
+            return False
+        profile = ctx.profiles[batch.bank_profile]
+        planned = _render_files(ctx, session, batch, profile)
+        session.add_all(f for f, _, _ in planned)
+        session.flush()
+        for f, first_seq, last_seq in planned:
+            move_items(
+                session,
+                (PaymentItem.batch_id == batch.id)
+                & (PaymentItem.seq >= first_seq)
+                & (PaymentItem.seq <= last_seq),
+                ItemEvent.PLAN,
+                owner,
+                values={"outbound_file_id": f.id},
+                detail={"file": f.file_name},
+            )
+        move_batch(session, batch, BatchEvent.PLAN, owner, detail={"files": len(planned)})
+        batch.lease_owner = None
+        batch.lease_until = None
+    log.info("dispatch.planned", batch_serial=batch.serial, files=len(planned))
+    return True
+
+
+def _render_files(
+    ctx: Context, session: Session, batch: Batch, profile: BankProfile
+) -> list[tuple[OutboundFile, int, int]]:
+    """Render, sign and encrypt the batch's file(s): (file, first seq, last seq) each."""
+    fmt, signer = profile.format, profile.signer
+    files: list[tuple[OutboundFile, int, int]] = []
+    chunk: list[RequestItem] = []
+    serial = batch.serial or ""
+
+    def close_file() -> None:
+        file_no = len(files) + 1
+        header = RequestHeader(
+            batch_serial=serial,
+            file_no=file_no,
+            payer_account=batch.payer_account,
+            subsidy_code=batch.subsidy_code,
+            subsidy_name=batch.subsidy_name,
+            period=batch.period,
+            item_count=len(chunk),
+            total_fen=sum(i.amount_fen for i in chunk),
+            created_on=china_today(),
+        )
+        data = fmt.render_request(header, chunk)
+        name = fmt.request_file_name(serial, file_no)
+        f = OutboundFile(
+            batch_id=batch.id,
+            bank_profile=profile.name,
+            file_no=file_no,
+            file_name=name,
+            signature_name=fmt.signature_name(name),
+            item_count=header.item_count,
+            total_fen=header.total_fen,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            content_enc=ctx.pii.encrypt_bytes(FILE_PURPOSE, data),
+            signature=signer.sign(data),
+            state=FileState.PLANNED,
+            attempts=0,
+            inquiries=0,
+            next_attempt_at=utcnow(),
+        )
+        files.append((f, chunk[0].seq, chunk[-1].seq))
+        chunk.clear()
+
+    for item in _decrypted_items(ctx, session, batch.id):
+        chunk.append(item)
+        if len(chunk) >= fmt.max_items_per_file:
+            close_file()
+    if chunk:
+        close_file()
+    return files
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+class _FarSideConflictError(AdapterError):
+    """A file with our final name but other content is on the far side."""
+
+
+def deliver_one(ctx: Context, owner: str) -> bool:
+    """Deliver (or inquire about) one planned/unknown file; True when something was done."""
+    now = utcnow()
+    with ctx.sessions() as session:
+        candidates = list(
+            session.scalars(
+                select(OutboundFile.id)
+                .where(
+                    OutboundFile.state.in_([FileState.PLANNED, FileState.UNKNOWN]),
+                    OutboundFile.next_attempt_at <= now,
+                    _lease_free(OutboundFile, now),  # type: ignore[arg-type]
+                )
+                .order_by(OutboundFile.next_attempt_at, OutboundFile.id)
+                .limit(5)
+            )
+        )
+    file_id = _claim(ctx, OutboundFile, candidates, owner)
+    if file_id is None:
+        return False
+    with session_scope(ctx.sessions) as session:
+        f = session.get(OutboundFile, file_id)
+        if f is None or not FileState(f.state).needs_work():
+            return False
+        was_unknown = f.state == FileState.UNKNOWN
+        f.attempts += 1
+        if was_unknown:
+            f.inquiries += 1
+        profile = ctx.profiles[f.bank_profile]
+        data = ctx.pii.decrypt_bytes(FILE_PURPOSE, f.content_enc)
+        snapshot = (f.id, f.file_name, f.signature_name, f.sha256, f.size, f.signature)
+        attempts, inquiries = f.attempts, f.inquiries
+    # ---- no transaction is open from here until the outcome is recorded ----
+    fid, name, sig_name, sha, size, signature = snapshot
+    try:
+        uploaded = retry_never_sent(
+            lambda: _deliver(ctx, profile, name, sig_name, sha, size, data, signature)
+        )
+    except HostKeyError as exc:
+        _escalate(ctx, fid, owner, "host_key", str(exc))
+        return True
+    except _FarSideConflictError as exc:
+        _escalate(ctx, fid, owner, "far_side_conflict", str(exc))
+        return True
+    except NeverSentError as exc:
+        _retry_later(ctx, fid, owner, attempts, exc, unknown=False)
+        return True
+    except (OutcomeUnknownError, TransportError) as exc:
+        if inquiries >= ctx.settings.inquiry_max_attempts:
+            _escalate(ctx, fid, owner, "outcome_unknown", str(exc))
+        else:
+            _retry_later(ctx, fid, owner, attempts, exc, unknown=True)
+        return True
+    _record_delivered(ctx, fid, owner, uploaded=uploaded)
+    return True
+
+
+def _deliver(
+    ctx: Context,
+    profile: BankProfile,
+    name: str,
+    sig_name: str,
+    sha: str,
+    size: int,
+    data: bytes,
+    signature: bytes,
+) -> bool:
+    """Inquire, upload if absent, verify. Returns True when this call uploaded the file."""
+    with profile.open_transport() as t:
+        if _verified_on_far_side(t, profile.inbox, name, sha, size):
+            log.info("dispatch.found_on_far_side", file=name)
+            return False
+        if t.stat(profile.inbox, sig_name) is None:
+            t.put_atomic(profile.inbox, sig_name, signature)
+        elif t.get(profile.inbox, sig_name) != signature:
+            # an earlier attempt's signature of these same bytes is there: a signature is
+            # valid for the file, so leave it rather than rename over it
+            log.info("dispatch.signature_present", file=sig_name)
+        t.put_atomic(profile.inbox, name, data)
+        _crash_point(ctx, "after_upload")
+        if not _verified_on_far_side(t, profile.inbox, name, sha, size):
+            raise OutcomeUnknownError(f"{name} not verified on the far side after upload")
+        return True
+
+
+def _verified_on_far_side(t: FileTransport, inbox: str, name: str, sha: str, size: int) -> bool:
+    remote = t.stat(inbox, name)
+    if remote is None:
+        return False
+    if remote.size != size or hashlib.sha256(t.get(inbox, name)).hexdigest() != sha:
+        raise _FarSideConflictError(
+            f"{name} on the far side differs from ours (size {remote.size}, ours {size})"
+        )
+    return True
+
+
+def _record_delivered(ctx: Context, file_id: int, owner: str, *, uploaded: bool) -> None:
+    now = utcnow()
+    with session_scope(ctx.sessions) as session:
+        f = session.get(OutboundFile, file_id, with_for_update=True)
+        if f is None or f.lease_owner != owner:
+            log.warning("dispatch.lease_lost", file_id=file_id)
+            return
+        f.state = FileState.DELIVERED
+        f.delivered_at = now
+        f.last_error = None
+        f.lease_owner = None
+        f.lease_until = None
+        where = PaymentItem.outbound_file_id == f.id
+        detail = {"file": f.file_name, "uploaded_now": uploaded}
+        move_items(session, where, ItemEvent.DELIVER, owner, detail=detail, now=now)
+        move_items(session, where, ItemEvent.CONFIRM_SENT, owner, detail=detail, now=now)
+        batch = session.get(Batch, f.batch_id, with_for_update=True)
+        if batch is not None and batch.state == BatchState.DISPATCHING:
+            undelivered = session.scalar(
+                select(OutboundFile.id)
+                .where(
+                    OutboundFile.batch_id == batch.id,
+                    OutboundFile.state != FileState.DELIVERED,
+                )
+                .limit(1)
+            )
+            if undelivered is None:
+                move_batch(session, batch, BatchEvent.ALL_DELIVERED, owner)
+    log.info("dispatch.delivered", file=f.file_name, uploaded_now=uploaded)
+
+
+def _retry_later(
+    ctx: Context, file_id: int, owner: str, attempts: int, exc: TransportError, *, unknown: bool
+) -> None:
+    s = ctx.settings
+    with session_scope(ctx.sessions) as session:
+        f = session.get(OutboundFile, file_id, with_for_update=True)
+        if f is None or f.lease_owner != owner:
+            return
+        f.last_error = f"{type(exc).__name__}: {exc}"
+        f.next_attempt_at = next_attempt_at(
+            attempts,
+            initial=s.retry_initial_seconds,
+            maximum=s.retry_max_seconds,
+            retry_after=exc.retry_after,
+        )
+        f.lease_owner = None
+        f.lease_until = None
+        if unknown and f.state == FileState.PLANNED:
+            f.state = FileState.UNKNOWN
+            move_items(
+                session,
+                PaymentItem.outbound_file_id == f.id,
+                ItemEvent.UPLOAD_UNKNOWN,
+                owner,
+                detail={"file": f.file_name, "error": f.last_error},
+            )
+        elif not unknown and attempts >= s.delivery_max_attempts:
+            _open_case(session, f, "never_sent", f.last_error)
+            f.state = FileState.ESCALATED
+    log.warning(
+        "dispatch.retry_later",
+        file_id=file_id,
+        unknown=unknown,
+        attempts=attempts,
+        error=f"{type(exc).__name__}: {exc}",
+    )
+
+
+def _open_case(session: Session, f: OutboundFile, kind: str, evidence: str | None) -> None:
+    summaries = {
+        "host_key": "银行SFTP服务器主机密钥与配置不符，已停止发送",
+        "far_side_conflict": "银行服务器上已有同名但内容不同的文件，已停止发送",
+        "outcome_unknown": "多次查询后仍无法确认文件是否送达银行",
+        "never_sent": "多次尝试仍无法连接银行",
+    }
+    session.add(
+        OperatorCase(
+            kind=kind,
+            outbound_file_id=f.id,
+            summary=summaries.get(kind, kind),
+            evidence=evidence,
+        )
+    )
+
+
+def _escalate(ctx: Context, file_id: int, owner: str, kind: str, evidence: str) -> None:
+    with session_scope(ctx.sessions) as session:
+        f = session.get(OutboundFile, file_id, with_for_update=True)
+        if f is None or f.lease_owner != owner:
+            return
+        f.state = FileState.ESCALATED
+        f.last_error = evidence
+        f.lease_owner = None
+        f.lease_until = None
+        _open_case(session, f, kind, evidence)
+        where = PaymentItem.outbound_file_id == f.id
+        move_items(session, where, ItemEvent.UPLOAD_UNKNOWN, owner, detail={"case": kind})
+        move_items(session, where, ItemEvent.ESCALATE, owner, detail={"case": kind})
+    log.error("dispatch.escalated", file_id=file_id, kind=kind, evidence=evidence)

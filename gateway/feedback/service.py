@@ -1,0 +1,373 @@
+"""Feedback (回盘): take the bank's result files, verify, record, apply.
+
+Per bank profile, one worker at a time (a named lease) lists the bank's outbox. Each
+result file is downloaded, recorded **by content hash** (a file processed twice changes
+nothing), its detached signature verified with the bank's key, parsed, and applied in one
+transaction:
+
+- a result for an item still with the bank moves it to ``paid`` or ``failed`` (the bank's
+  code mapped to our reason code);
+- the same result again is recorded as a duplicate and changes nothing;
+- a *different* result for an item already final is a conflict: recorded, never applied,
+  and an operator case is opened;
+- a result for a serial we never sent, or whose amount/account differ from what we sent,
+  is recorded and opened as a case.
+
+Results are append-only facts (``item_results``); item rows only carry the current state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.batches.models import Batch, ItemEventRecord, PaymentItem
+from gateway.context import Context
+from gateway.dispatch.models import OutboundFile
+from gateway.feedback.models import InboundFile, ItemResult, OperatorCase
+from gateway.kit.clock import CHINA, utcnow
+from gateway.kit.db import session_scope
+from gateway.kit.leases import claim_job, release_job
+from gateway.kit.logging import get_logger
+from gateway.kit.pii import PiiCipher
+from gateway.kit.retry import retry_never_sent
+from gateway.payments.states import (
+    FileState,
+    InvalidTransitionError,
+    ItemEvent,
+    ItemState,
+    item_next,
+)
+from gateway.payments.transitions import complete_if_final, move_items
+from gateway.ports import (
+    AdapterError,
+    FormatError,
+    RemoteFile,
+    ResultFile,
+    ResultItem,
+    ResultStatus,
+    SignatureError,
+)
+from gateway.profiles import BankProfile
+
+log = get_logger(__name__)
+
+
+@dataclass
+class PollOutcome:
+    files_seen: int = 0
+    files_applied: int = 0
+    files_rejected: int = 0
+    results_applied: int = 0
+
+
+def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
+    """List the bank's outbox and take every result file not yet recorded."""
+    out = PollOutcome()
+    job = f"poll:{profile.name}"
+    with session_scope(ctx.sessions) as session:
+        if not claim_job(session, job, owner, ctx.settings.lease_seconds):
+            return out
+    try:
+        fmt = profile.format
+        with retry_never_sent(profile.open_transport) as t:
+            listing = {r.name: r for r in t.list(profile.outbox)}
+            names = sorted(
+                n
+                for n in listing
+                if fmt.is_result_file_name(n) and fmt.signature_name(n) in listing
+            )
+            with ctx.sessions() as session:
+                known = {
+                    (name, size)
+                    for name, size in session.execute(
+                        select(InboundFile.file_name, InboundFile.size).where(
+                            InboundFile.bank_profile == profile.name,
+                            InboundFile.file_name.in_(names),
+                        )
+                    )
+                }
+            for name in names:
+                remote: RemoteFile = listing[name]
+                if (name, remote.size) in known:
+                    continue
+                out.files_seen += 1
+                data = t.get(profile.outbox, name)
+                signature = t.get(profile.outbox, fmt.signature_name(name))
+                applied = take_result_file(ctx, profile, name, data, signature, owner)
+                if applied is None:
+                    continue
+                if applied >= 0:
+                    out.files_applied += 1
+                    out.results_applied += applied
+                else:
+                    out.files_rejected += 1
+    except AdapterError as exc:
+        log.warning(
+            "feedback.poll_failed", profile=profile.name, error=f"{type(exc).__name__}: {exc}"
+        )
+    finally:
+        with session_scope(ctx.sessions) as session:
+            release_job(session, job, owner)
+    return out
+
+
+def take_result_file(
+    ctx: Context, profile: BankProfile, name: str, data: bytes, signature: bytes, actor: str
+) -> int | None:
+    """Record and apply one result file. Returns the number of results applied, -1 when the
+    file was rejected (bad signature or format), None when this exact file was seen before."""
+    sha = hashlib.sha256(data).hexdigest()
+    with ctx.sessions() as session:
+        seen = session.scalar(
+            select(InboundFile.id).where(
+                InboundFile.bank_profile == profile.name, InboundFile.sha256 == sha
+            )
+        )
+    if seen is not None:
+        return None
+    error: str | None = None
+    parsed: ResultFile | None = None
+    try:
+        profile.signer.verify(data, signature)
+        parsed = profile.format.parse_result(data)
+    except (SignatureError, FormatError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    try:
+        with session_scope(ctx.sessions) as session:
+            inbound = InboundFile(
+                bank_profile=profile.name,
+                file_name=name,
+                sha256=sha,
+                size=len(data),
+                state="rejected" if error else "applied",
+                error=error,
+                batch_serial=parsed.batch_serial if parsed else None,
+                item_count=len(parsed.items) if parsed else 0,
+            )
+            session.add(inbound)
+            session.flush()
+            if parsed is None:
+                session.add(
+                    OperatorCase(
+                        kind="result_file_invalid",
+                        inbound_file_id=inbound.id,
+                        summary="银行回盘文件签名或格式校验失败，未处理",
+                        evidence=error,
+                    )
+                )
+                log.error("feedback.file_rejected", file=name, error=error)
+                return -1
+            applied = _apply(session, ctx.pii, profile, inbound, parsed, actor)
+            inbound.applied_count = applied
+    except IntegrityError:
+        # another worker recorded the same file first
+        return None
+    log.info("feedback.file_applied", file=name, results=len(parsed.items), applied=applied)
+    return applied
+
+
+def _apply(
+    session: Session,
+    pii: PiiCipher,
+    profile: BankProfile,
+    inbound: InboundFile,
+    parsed: ResultFile,
+    actor: str,
+) -> int:
+    if not parsed.accepted:
+        return _apply_file_rejection(session, profile, inbound, parsed, actor)
+    serials = [r.serial for r in parsed.items]
+    items: dict[str, PaymentItem] = {}
+    for start in range(0, len(serials), 5000):
+        chunk = serials[start : start + 5000]
+        for row in session.scalars(
+            select(PaymentItem).where(PaymentItem.serial.in_(chunk)).with_for_update()
+        ):
+            items[row.serial] = row
+    now = utcnow()
+    result_rows: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    cases: list[OperatorCase] = []
+    touched_batches: set[int] = set()
+    for r in parsed.items:
+        it = items.get(r.serial)
+        disposition, case = _judge(pii, it, r)
+        result_rows.append(_result_row(inbound.id, it, r, disposition, now))
+        if case is not None:
+            cases.append(
+                OperatorCase(
+                    kind=case,
+                    item_id=it.id if it else None,
+                    inbound_file_id=inbound.id,
+                    summary=_CASE_SUMMARY[case],
+                    evidence=f"serial={r.serial} status={r.status} code={r.bank_code} "
+                    f"amount={r.amount_fen} ref={r.bank_ref}",
+                )
+            )
+        if disposition != "applied" or it is None:
+            continue
+        event = ItemEvent.RESULT_PAID if r.status == ResultStatus.PAID else ItemEvent.RESULT_FAILED
+        source = ItemState(it.state)
+        target = item_next(source, event)
+        reason = None if r.status == ResultStatus.PAID else profile.reason_for(r.bank_code)
+        updates.append(
+            {
+                "b_id": it.id,
+                "state": target.value,
+                "bank_code": r.bank_code,
+                "bank_message": r.bank_message[:200],
+                "bank_ref": r.bank_ref or None,
+                "reason_code": reason,
+                "paid_at": _utc(r) if r.status == ResultStatus.PAID else None,
+                "updated_at": now,
+            }
+        )
+        events.append(
+            {
+                "item_id": it.id,
+                "event": event.value,
+                "from_state": source.value,
+                "to_state": target.value,
+                "actor": actor,
+                "at": now,
+                "detail": {"file": inbound.file_name, "bank_code": r.bank_code},
+            }
+        )
+        it.state = target.value  # keep the session's view consistent within this file
+        touched_batches.add(it.batch_id)
+    if result_rows:
+        session.execute(insert(ItemResult), result_rows)
+    if updates:
+        table = PaymentItem.__table__
+        assert isinstance(table, Table)  # noqa: S101 (narrowing for the type checker)
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                state=bindparam("state"),
+                bank_code=bindparam("bank_code"),
+                bank_message=bindparam("bank_message"),
+                bank_ref=bindparam("bank_ref"),
+                reason_code=bindparam("reason_code"),
+                paid_at=bindparam("paid_at"),
+                updated_at=bindparam("updated_at"),
+            ),
+            updates,
+        )
+        session.execute(insert(ItemEventRecord), events)
+    session.add_all(cases)
+    session.flush()
+    for batch_id in touched_batches:
+        batch = session.get(Batch, batch_id, with_for_update=True)
+        if batch is not None:
+            complete_if_final(session, batch, actor)
+    return len(updates)
+
+
+_CASE_SUMMARY = {
+    "unknown_serial": "银行回盘中有本系统未发送的明细流水号",
+    "result_mismatch": "银行回盘的金额或账号与发送的明细不一致，未采纳",
+    "conflicting_result": "同一明细收到相互矛盾的银行结果（如先成功后失败），未覆盖",
+}
+
+
+def _judge(pii: PiiCipher, it: PaymentItem | None, r: ResultItem) -> tuple[str, str | None]:
+    """What to make of one result: (disposition, operator case kind or None)."""
+    if it is None:
+        return "unknown_item", "unknown_serial"
+    # the serial ties the result to the item; amount and account (compared through the
+    # blind index, without decrypting) guard against a bank mixing lines up
+    if it.amount_fen != r.amount_fen or pii.blind_index("account_no", r.account_no) != (
+        it.account_bidx
+    ):
+        return "mismatch", "result_mismatch"
+    state = ItemState(it.state)
+    event = ItemEvent.RESULT_PAID if r.status == ResultStatus.PAID else ItemEvent.RESULT_FAILED
+    try:
+        item_next(state, event)
+    except InvalidTransitionError:
+        same = (state == ItemState.PAID and r.status == ResultStatus.PAID) or (
+            state == ItemState.FAILED and r.status == ResultStatus.FAILED
+        )
+        if same:
+            return "duplicate", None
+        return "conflict", "conflicting_result"
+    return "applied", None
+
+
+def _utc(r: ResultItem) -> dt.datetime:
+    """The bank's local (Asia/Shanghai) time as naive UTC, as stored."""
+    at = r.processed_at if r.processed_at.tzinfo else r.processed_at.replace(tzinfo=CHINA)
+    return at.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _result_row(
+    inbound_id: int, it: PaymentItem | None, r: ResultItem, disposition: str, now: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "inbound_file_id": inbound_id,
+        "item_id": it.id if it else None,
+        "serial": r.serial,
+        "status": r.status.value,
+        "amount_fen": r.amount_fen,
+        "bank_code": r.bank_code,
+        "bank_message": r.bank_message[:200],
+        "bank_ref": r.bank_ref,
+        "processed_at": _utc(r),
+        "disposition": disposition,
+        "recorded_at": now,
+    }
+
+
+def _apply_file_rejection(
+    session: Session, profile: BankProfile, inbound: InboundFile, parsed: ResultFile, actor: str
+) -> int:
+    """The bank refused a whole request file: its items fail with reason ``file_rejected``."""
+    f = session.scalar(
+        select(OutboundFile)
+        .join(Batch, Batch.id == OutboundFile.batch_id)
+        .where(Batch.serial == parsed.batch_serial, OutboundFile.file_no == parsed.file_no)
+    )
+    if f is None:
+        session.add(
+            OperatorCase(
+                kind="unknown_serial",
+                inbound_file_id=inbound.id,
+                summary="银行拒收了一个本系统没有记录的文件",
+                evidence=f"batch_serial={parsed.batch_serial} file_no={parsed.file_no}",
+            )
+        )
+        return 0
+    f.state = FileState.REJECTED
+    f.last_error = f"rejected by bank: {parsed.rejected_code}"
+    moved = move_items(
+        session,
+        PaymentItem.outbound_file_id == f.id,
+        ItemEvent.FILE_REJECTED,
+        actor,
+        values={
+            "bank_code": parsed.rejected_code,
+            "reason_code": "file_rejected",
+            "bank_message": "整个文件被银行拒收",
+        },
+        detail={"file": inbound.file_name, "bank_code": parsed.rejected_code},
+    )
+    batch = session.get(Batch, f.batch_id, with_for_update=True)
+    if batch is not None:
+        complete_if_final(session, batch, actor)
+    log.error("feedback.request_file_rejected", file=f.file_name, code=parsed.rejected_code)
+    del profile
+    return moved
+
+
+def poll_all(ctx: Context, owner: str) -> Sequence[PollOutcome]:
+    return [poll_profile(ctx, p, owner) for p in ctx.profiles.values()]

@@ -1,0 +1,45 @@
+"""Retry policy: tenacity for quick in-process retries of errors that provably never left,
+and the same exponential-with-jitter curve for the persisted ``next_attempt_at`` of jobs
+that wait between worker cycles."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from gateway.kit.clock import utcnow
+from gateway.ports import NeverSentError
+
+T = TypeVar("T")
+
+
+def retry_never_sent(fn: Callable[[], T], *, attempts: int = 3, max_wait: float = 2.0) -> T:
+    """Call ``fn``, retrying only NeverSentError (connect refused, DNS, handshake)."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(NeverSentError),
+        wait=wait_exponential_jitter(initial=0.2, max=max_wait),
+        stop=stop_after_attempt(attempts),
+        reraise=True,
+    )
+    return retrying(fn)
+
+
+def next_attempt_at(
+    attempt: int, *, initial: float, maximum: float, retry_after: float | None = None
+) -> dt.datetime:
+    """When to try again after ``attempt`` failed attempts (honours a bank's Retry-After)."""
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, attempt)
+    delay = wait_exponential_jitter(initial=initial, max=maximum)(state)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return utcnow() + dt.timedelta(seconds=delay)
