@@ -213,11 +213,19 @@ class IntakeService:
                     run.problems.append(Problem("items", "no_items"))
                 if run.count != header.item_count:
                     run.problems.append(
-                        Problem("item_count", "count_mismatch", detail=f"{run.count}")
+                        Problem(
+                            "item_count",
+                            "count_mismatch",
+                            detail=f"items {run.count}, header {header.item_count}",
+                        )
                     )
                 if run.total != header.total_fen:
                     run.problems.append(
-                        Problem("total_amount", "total_mismatch", detail=f"{run.total}")
+                        Problem(
+                            "total_amount",
+                            "total_mismatch",
+                            detail=f"items {run.total} fen, header {header.total_fen} fen",
+                        )
                     )
             if run.problems:
                 session.rollback()

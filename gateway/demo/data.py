@@ -1,0 +1,137 @@
+"""Deterministic demo data: beneficiaries of Yueyang County (岳阳县) with valid ID numbers,
+card numbers and phones, rare-character and minority names, and the mock bank's accounts
+with a few planted faults (unknown account, name mismatch, frozen, closed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.kit.identity import id_check_char, luhn_check_digit
+
+SURNAMES = "王李张刘陈杨黄赵周吴徐孙马胡朱郭何罗高林彭谭邓易廖"
+GIVEN = "秋菊建国桂英德华淑芬志强玉兰红梅春生冬梅海燕福军明秀小平国庆金花"
+RARE_NAMES = ["刘䶮", "王𬎆", "李龑", "陈堃", "张喆"]
+MINORITY_NAMES = ["阿依古丽·买买提", "热依拉·艾尔肯"]
+TOWNSHIPS = ["430621101", "430621102", "430621103"]
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    id_number: str
+    account_no: str
+    phone: str
+    bank_status: str  # active | frozen | closed | missing | name_mismatch
+
+
+def _id_number(rng: random.Random) -> str:
+    birth = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 60))
+    first17 = f"430621{birth:%Y%m%d}{rng.randrange(0, 1000):03d}"
+    return first17 + id_check_char(first17)
+
+
+def _card(rng: random.Random) -> str:
+    partial = "621799" + "".join(str(rng.randrange(10)) for _ in range(12))
+    return partial + luhn_check_digit(partial)
+
+
+def people(seed: int, n: int) -> list[Person]:
+    rng = random.Random(seed)
+    names = list(RARE_NAMES) + list(MINORITY_NAMES)
+    while len(names) < n:
+        g = GIVEN[rng.randrange(0, len(GIVEN) - 1)]
+        g2 = GIVEN[rng.randrange(0, len(GIVEN))] if rng.random() < 0.6 else ""
+        names.append(SURNAMES[rng.randrange(len(SURNAMES))] + g + g2)
+    statuses = ["active"] * n
+    # planted failures, one of each kind at least, spread over the list
+    for i, status in zip(
+        (9, 17, 23, 31, 38, 44),
+        ("missing", "name_mismatch", "frozen", "closed", "missing", "frozen"),
+        strict=True,
+    ):
+        if i < n:
+            statuses[i] = status
+    out: list[Person] = []
+    seen_ids: set[str] = set()
+    for i in range(n):
+        idn = _id_number(rng)
+        while idn in seen_ids:
+            idn = _id_number(rng)
+        seen_ids.add(idn)
+        out.append(
+            Person(
+                name=names[i],
+                id_number=idn,
+                account_no=_card(rng),
+                phone=f"13{rng.randrange(0, 10)}{rng.randrange(0, 10**8):08d}",
+                bank_status=statuses[i],
+            )
+        )
+    return out
+
+
+def bank_accounts(persons: list[Person]) -> list[dict[str, str]]:
+    """The mock bank's account registry for these people (with the planted faults)."""
+    accounts = []
+    for p in persons:
+        if p.bank_status == "missing":
+            continue
+        accounts.append(
+            {
+                "account_no": p.account_no,
+                "name": p.name + "某" if p.bank_status == "name_mismatch" else p.name,
+                "id_number": p.id_number,
+                "status": p.bank_status if p.bank_status in {"frozen", "closed"} else "active",
+            }
+        )
+    return accounts
+
+
+def batch_payload(
+    batch_no: str,
+    *,
+    subsidy_code: str,
+    subsidy_name: str,
+    period: str,
+    persons: list[Person],
+    amount_fen: int,
+    region_code: str = "430621101",
+    bank_profile: str = "hnrcu",
+) -> dict[str, Any]:
+    items = []
+    for seq, p in enumerate(persons, start=1):
+        item: dict[str, Any] = {
+            "seq": seq,
+            "name": p.name,
+            "id_number": p.id_number,
+            "account_no": p.account_no,
+            "phone": p.phone,
+            "remark": f"{subsidy_name}{period}",
+        }
+        # upstream may send integer fen or a yuan string; the demo uses both
+        if seq % 2:
+            item["amount_fen"] = amount_fen + seq
+        else:
+            fen = amount_fen + seq
+            item["amount_yuan"] = f"{fen // 100}.{fen % 100:02d}"
+        items.append(item)
+    total = sum(amount_fen + s for s in range(1, len(persons) + 1))
+    return {
+        "header": {
+            "batch_no": batch_no,
+            "region_code": region_code,
+            "subsidy_code": subsidy_code,
+            "subsidy_name": subsidy_name,
+            "period": period,
+            "fiscal_year": int(period[:4]),
+            "payer_account": "43001700062050500001",
+            "payer_name": "岳阳县财政局惠民惠农资金专户",
+            "bank_profile": bank_profile,
+            "item_count": len(items),
+            "total_amount_fen": total,
+        },
+        "items": items,
+    }

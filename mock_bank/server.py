@@ -1,0 +1,164 @@
+"""``MockBank``: the SFTP server, the processor and the ledger, run in-process.
+
+    bank = MockBank(load_config("mock_bank.toml"))
+    bank.start()
+    ... connect to 127.0.0.1:bank.sftp_port, upload, wait ...
+    assert bank.ledger.summary()["double_credits"] == 0
+    bank.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from types import TracebackType
+
+import paramiko
+import structlog
+
+from mock_bank.accounts import AccountRegistry, load_accounts
+from mock_bank.config import BankConfig
+from mock_bank.ledger import Ledger
+from mock_bank.processor import Clock, Processor, shanghai_now
+from mock_bank.sftp_server import BankSFTPServer, load_authorized_keys
+from mock_bank.signing import load_private_key, load_public_key
+
+log = structlog.get_logger("mock_bank")
+
+
+class MockBank:
+    """A running mock bank. ``start()`` opens the ledger, starts the SFTP server (writing the
+    port to ``<data_dir>/sftp.port``) and the processor; ``stop()`` shuts all down cleanly."""
+
+    def __init__(self, config: BankConfig, *, clock: Clock = shanghai_now) -> None:
+        self.config = config
+        self._clock = clock
+        self._ledger: Ledger | None = None
+        self._sftp: BankSFTPServer | None = None
+        self._processor: Processor | None = None
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def sftp_root(self) -> Path:
+        return self.config.sftp_root
+
+    @property
+    def inbox(self) -> Path:
+        return self.config.sftp_root / "inbox"
+
+    @property
+    def outbox(self) -> Path:
+        return self.config.sftp_root / "outbox"
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            raise RuntimeError("the mock bank is not started")
+        return self._ledger
+
+    @property
+    def processor(self) -> Processor:
+        if self._processor is None:
+            raise RuntimeError("the mock bank is not started")
+        return self._processor
+
+    @property
+    def sftp_port(self) -> int:
+        if self._sftp is None:
+            raise RuntimeError("the mock bank is not started")
+        return self._sftp.port
+
+    @property
+    def running(self) -> bool:
+        return self._sftp is not None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.running:
+            raise RuntimeError("already started")
+        cfg = self.config
+        # Load every key and file first: a bad config fails before anything listens.
+        host_key = paramiko.Ed25519Key.from_private_key_file(str(cfg.sftp.host_key))
+        authorized = load_authorized_keys(cfg.sftp.authorized_keys)
+        bank_key = load_private_key(cfg.signing.bank_private_key)
+        gateway_key = load_public_key(cfg.signing.gateway_public_key)
+        registry: AccountRegistry | None = (
+            load_accounts(cfg.accounts_file) if cfg.accounts_file is not None else None
+        )
+        for directory in (cfg.data_dir, self.inbox, self.outbox):
+            directory.mkdir(parents=True, exist_ok=True)
+
+        self._ledger = Ledger(cfg.ledger_path)
+        try:
+            self._processor = Processor(
+                ledger=self._ledger,
+                inbox=self.inbox,
+                outbox=self.outbox,
+                bank_key=bank_key,
+                bank_key_id=cfg.signing.bank_key_id,
+                gateway_public_key=gateway_key,
+                gateway_key_id=cfg.signing.gateway_key_id,
+                registry=registry,
+                rules=cfg.rules,
+                dedupe_by_serial=cfg.dedupe_by_serial,
+                result_delay_seconds=cfg.result_delay_seconds,
+                poll_interval_seconds=cfg.poll_interval_seconds,
+                clock=self._clock,
+            )
+            self._sftp = BankSFTPServer(
+                root=cfg.sftp_root,
+                host=cfg.sftp.host,
+                port=cfg.sftp.port,
+                username=cfg.sftp.username,
+                host_key=host_key,
+                authorized_keys=authorized,
+            )
+            self._sftp.start()
+            self._write_port_file(self._sftp.port)
+            self._processor.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info(
+            "mock_bank_started",
+            sftp_port=self._sftp.port,
+            data_dir=str(cfg.data_dir),
+            accounts=len(registry) if registry is not None else None,
+            rules=len(cfg.rules),
+            dedupe_by_serial=cfg.dedupe_by_serial,
+        )
+
+    def stop(self) -> None:
+        if self._processor is not None:
+            self._processor.stop()
+            self._processor = None
+        if self._sftp is not None:
+            self._sftp.stop()
+            self._sftp = None
+            with contextlib.suppress(FileNotFoundError):
+                self.config.port_file.unlink()
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+            log.info("mock_bank_stopped")
+
+    def _write_port_file(self, port: int) -> None:
+        path = self.config.port_file
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(f"{port}\n", encoding="ascii")
+        os.replace(tmp, path)
+
+    def __enter__(self) -> MockBank:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
