@@ -82,3 +82,68 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         _drop_pg_database(name)
+
+
+# --- the gateway and the mock bank -----------------------------------------------------------
+
+
+@pytest.fixture
+def accounts() -> list[dict[str, str]]:
+    """The mock bank's account registry; tests may append before the bank starts."""
+    return []
+
+
+@pytest.fixture
+def bank(
+    tmp_path: Path, dev_keys: Path, accounts: list[dict[str, str]]
+) -> Iterator[object]:
+    """The mock bank, in-process, SFTP on a free loopback port."""
+    from gateway.demo.runner import write_bank_config
+    from mock_bank.config import load_config
+    from mock_bank.server import MockBank
+
+    config = write_bank_config(tmp_path, dev_keys, accounts, delay=0.0)
+    if not accounts:
+        # no registry: every account is active and matching
+        text = config.read_text().replace('accounts_file = "accounts.json"\n', "")
+        config.write_text(text)
+    mb = MockBank(load_config(config))
+    mb.start()
+    try:
+        yield mb
+    finally:
+        mb.stop()
+
+
+def make_settings(db_url: str, profiles: Path, **over: object) -> object:
+    from gateway.settings import Settings
+
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": db_url,
+        "bank_profiles_file": profiles,
+        "poll_interval_seconds": 0.05,
+        "retry_initial_seconds": 0.01,
+        "retry_max_seconds": 0.05,
+        "log_json": True,
+    }
+    values.update(over)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ctx(db_url: str, tmp_path: Path, dev_keys: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A gateway context on a migrated database; profiles point at the mock bank when the
+    test also uses the ``bank`` fixture (else at a closed port)."""
+    from gateway.context import Context
+    from gateway.demo.runner import write_profiles
+
+    port = 9
+    if "bank" in request.fixturenames:
+        port = request.getfixturevalue("bank").sftp_port
+    profiles = write_profiles(tmp_path, dev_keys, port)
+    context = Context.build(make_settings(db_url, profiles))  # type: ignore[arg-type]
+    try:
+        yield context
+    finally:
+        context.close()

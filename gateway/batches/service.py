@@ -368,6 +368,8 @@ class IntakeService:
         )
         for held_key, holder in taken.items():
             it = keys[str(held_key)]
+            if it.reissue_of is not None and it.seq not in reissue_of:
+                continue  # the re-issue itself was refused, with its own reason
             if reissue_of.get(it.seq) != holder:
                 run.problems.append(Problem("id_number", "already_paid_elsewhere", it.seq))
         if run.problems:

@@ -182,9 +182,10 @@ def bank_ledger(bank_config: Path) -> dict[str, Any]:
 def summarize(ctx: Context) -> dict[str, Any]:
     """The gateway's side of the summary, from its own database."""
     with ctx.sessions() as s:
-        batches = dict(
-            s.execute(select(Batch.state, func.count()).group_by(Batch.state)).tuples().all()
-        )
+        batches = {
+            st: int(n)
+            for st, n in s.execute(select(Batch.state, func.count()).group_by(Batch.state))
+        }
         by_state_rows = s.execute(
             select(
                 PaymentItem.state, func.count(), func.coalesce(func.sum(PaymentItem.amount_fen), 0)
@@ -198,15 +199,14 @@ def summarize(ctx: Context) -> dict[str, Any]:
             )
             or 0
         )
-        reasons = dict(
-            s.execute(
+        reasons = {
+            str(code): int(n)
+            for code, n in s.execute(
                 select(PaymentItem.reason_code, func.count())
                 .where(PaymentItem.state == ItemState.FAILED)
                 .group_by(PaymentItem.reason_code)
             )
-            .tuples()
-            .all()
-        )
+        }
     by_state = {st: int(n) for st, n, _ in by_state_rows}
     amounts = {st: int(a) for st, _, a in by_state_rows}
     return {

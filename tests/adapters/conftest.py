@@ -1,4 +1,8 @@
-"""Fixtures shared by the adapter tests: one development key set per test session."""
+"""Fixtures shared by the adapter tests: one development key set per test session.
+
+Key file names are ``gateway.certs.DEV_KEY_FILES``, so the tests use exactly the files
+``gateway certs init`` writes for development and the demo.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.certs import DEV_KEY_FILES, DevKeyFiles, init_dev_keys
-
-
-class DevKeys:
-    """Paths of the development key set made by ``gateway.certs.init_dev_keys``."""
-
-    def __init__(self, directory: Path, files: DevKeyFiles) -> None:
-        self.directory = directory
-        self.files = files
-
-    def path(self, name: str) -> Path:
-        return self.directory / name
-
-    def read(self, name: str) -> bytes:
-        return self.path(name).read_bytes()
+from gateway.certs import init_dev_keys
 
 
 @pytest.fixture(scope="session")
-def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> DevKeys:
+def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory holding a fresh development key set (RSA signing keys, Ed25519 SSH keys)."""
     directory = tmp_path_factory.mktemp("dev-keys")
     init_dev_keys(directory)
-    return DevKeys(directory, DEV_KEY_FILES)
+    return directory
