@@ -55,9 +55,10 @@ def _serve(config: BankConfig) -> int:
     configure_logging(config.log_path)
     log = structlog.get_logger("mock_bank.cli")
     stop = threading.Event()
+    received: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal_received", signal=signal.Signals(signum).name)
+        received.append(signum)  # no logging inside a signal handler
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -71,6 +72,7 @@ def _serve(config: BankConfig) -> int:
     try:
         while not stop.wait(0.5):
             pass
+        log.info("signal_received", signal=signal.Signals(received[0]).name)
     finally:
         bank.stop()
     return 0

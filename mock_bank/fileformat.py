@@ -474,8 +474,7 @@ def parse_request(
     serials: set[str] = set()
     for lineno, line in enumerate(records[1:-1], start=2):
         if _record_type(line) != b"D":
-            raise FormatError("records between header and trailer must be details (D)",
-                              line=lineno)
+            raise FormatError("records between header and trailer must be details (D)", line=lineno)
         item = _parse_detail(line, lineno)
         if item.sequence != len(items) + 1:
             raise FormatError(
@@ -490,14 +489,11 @@ def parse_request(
         raise FormatError("a request file must contain at least one detail record")
     total = sum(item.amount_fen for item in items)
     if header.item_count != len(items):
-        raise FormatError(f"header item count {header.item_count} != {len(items)} details",
-                          line=1)
+        raise FormatError(f"header item count {header.item_count} != {len(items)} details", line=1)
     if header.total_amount_fen != total:
-        raise FormatError(f"header total {header.total_amount_fen} != details' sum {total}",
-                          line=1)
+        raise FormatError(f"header total {header.total_amount_fen} != details' sum {total}", line=1)
     if trailer_count != len(items):
-        raise FormatError(f"trailer item count {trailer_count} != {len(items)} details",
-                          line=last)
+        raise FormatError(f"trailer item count {trailer_count} != {len(items)} details", line=last)
     if trailer_total != total:
         raise FormatError(f"trailer total {trailer_total} != details' sum {total}", line=last)
     if expected_serial is not None and header.batch_serial != expected_serial:
@@ -528,8 +524,8 @@ class ResultItem:
 
 def _trailer(count: int, total: int) -> bytes:
     return _render(
-        TRAILER, {"record_type": "T", "item_count": count, "total_amount": total,
-                  "end_marker": END_MARKER}
+        TRAILER,
+        {"record_type": "T", "item_count": count, "total_amount": total, "end_marker": END_MARKER},
     )
 
 
@@ -673,6 +669,8 @@ def parse_signature_file(data: bytes) -> DetachedSignature:
     if not signature:
         raise SignatureError("sig is empty", line=4)
     return DetachedSignature(
-        alg=values["alg"], key_id=values["key-id"], sha256_hex=values["sha256"],
+        alg=values["alg"],
+        key_id=values["key-id"],
+        sha256_hex=values["sha256"],
         signature=signature,
     )

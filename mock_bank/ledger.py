@@ -218,8 +218,17 @@ class LedgerTxn:
         self._conn.execute(
             "INSERT INTO credits (item_serial, account_no, amount_fen, subsidy_code, period, "
             "batch_serial, file_name, bank_ref, credited_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (item_serial, account_no, amount_fen, subsidy_code, period, batch_serial, file_name,
-             bank_ref, credited_at),
+            (
+                item_serial,
+                account_no,
+                amount_fen,
+                subsidy_code,
+                period,
+                batch_serial,
+                file_name,
+                bank_ref,
+                credited_at,
+            ),
         )
 
     def add_item_result(
@@ -241,8 +250,19 @@ class LedgerTxn:
             "INSERT INTO item_results (file_name, sequence, item_serial, account_no, amount_fen, "
             "status, code, message, bank_ref, repeated, processed_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (file_name, sequence, item_serial, account_no, amount_fen, status, code, message,
-             bank_ref, int(repeated), processed_at),
+            (
+                file_name,
+                sequence,
+                item_serial,
+                account_no,
+                amount_fen,
+                status,
+                code,
+                message,
+                bank_ref,
+                int(repeated),
+                processed_at,
+            ),
         )
 
     def add_request_file(
@@ -270,9 +290,24 @@ class LedgerTxn:
             "reject_code, reject_reason, item_count, paid_count, paid_amount_fen, failed_count, "
             "failed_amount_fen, processed_at, result_name, result_bytes, result_sig) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, sha256, batch_serial, file_no, status, reject_code, reject_reason,
-             item_count, paid_count, paid_amount_fen, failed_count, failed_amount_fen,
-             processed_at, result_name, result_bytes, result_sig),
+            (
+                name,
+                sha256,
+                batch_serial,
+                file_no,
+                status,
+                reject_code,
+                reject_reason,
+                item_count,
+                paid_count,
+                paid_amount_fen,
+                failed_count,
+                failed_amount_fen,
+                processed_at,
+                result_name,
+                result_bytes,
+                result_sig,
+            ),
         )
 
 

@@ -133,8 +133,7 @@ class Processor:
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.outbox.mkdir(parents=True, exist_ok=True)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mock-bank-processor",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="mock-bank-processor", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -200,8 +199,12 @@ class Processor:
                     taken.append(name)
             except Exception:
                 attempts = self._attempts[name] = self._attempts.get(name, 0) + 1
-                log.exception("request_processing_failed", file=name, attempt=attempts,
-                              gives_up=attempts >= _MAX_ATTEMPTS)
+                log.exception(
+                    "request_processing_failed",
+                    file=name,
+                    attempt=attempts,
+                    gives_up=attempts >= _MAX_ATTEMPTS,
+                )
         return taken
 
     def write_due(self) -> list[str]:
@@ -251,48 +254,83 @@ class Processor:
             if request is None:
                 assert rejection is not None  # noqa: S101 - one of the two is set
                 result = render_rejected_result(
-                    batch_serial=serial, file_no=file_no, reject_code=rejection.code,
+                    batch_serial=serial,
+                    file_no=file_no,
+                    reject_code=rejection.code,
                     processing_date=now.date(),
                 )
                 result_sig = sign_file(result, self._bank_key, self._bank_key_id)
                 txn.add_request_file(
-                    name=name, sha256=sha256, batch_serial=serial, file_no=file_no,
-                    status="rejected", reject_code=rejection.code,
-                    reject_reason=str(rejection), processed_at=now.isoformat(),
-                    result_name=out_name, result_bytes=result, result_sig=result_sig,
+                    name=name,
+                    sha256=sha256,
+                    batch_serial=serial,
+                    file_no=file_no,
+                    status="rejected",
+                    reject_code=rejection.code,
+                    reject_reason=str(rejection),
+                    processed_at=now.isoformat(),
+                    result_name=out_name,
+                    result_bytes=result,
+                    result_sig=result_sig,
                 )
             else:
                 items = [self._settle(txn, request, item, name, now) for item in request.items]
                 paid = [i for i in items if i.status == "S"]
                 failed = [i for i in items if i.status == "F"]
                 result = render_result(
-                    batch_serial=serial, file_no=file_no, items=items,
+                    batch_serial=serial,
+                    file_no=file_no,
+                    items=items,
                     processing_date=now.date(),
                 )
                 result_sig = sign_file(result, self._bank_key, self._bank_key_id)
                 txn.add_request_file(
-                    name=name, sha256=sha256, batch_serial=serial, file_no=file_no,
-                    status="accepted", processed_at=now.isoformat(), result_name=out_name,
-                    result_bytes=result, result_sig=result_sig, item_count=len(items),
-                    paid_count=len(paid), paid_amount_fen=sum(i.amount_fen for i in paid),
+                    name=name,
+                    sha256=sha256,
+                    batch_serial=serial,
+                    file_no=file_no,
+                    status="accepted",
+                    processed_at=now.isoformat(),
+                    result_name=out_name,
+                    result_bytes=result,
+                    result_sig=result_sig,
+                    item_count=len(items),
+                    paid_count=len(paid),
+                    paid_amount_fen=sum(i.amount_fen for i in paid),
                     failed_count=len(failed),
                     failed_amount_fen=sum(i.amount_fen for i in failed),
                 )
         self._processed.add(name)
 
         if rejection is not None:
-            log.warning("request_rejected", file=name, code=rejection.code,
-                        reason=rejection.reason, line=rejection.line)
+            log.warning(
+                "request_rejected",
+                file=name,
+                code=rejection.code,
+                reason=rejection.reason,
+                line=rejection.line,
+            )
         else:
-            log.info("request_accepted", file=name, items=len(items), paid=len(paid),
-                     failed=len(failed), paid_amount_fen=sum(i.amount_fen for i in paid))
-        pending = PendingResult(request_name=name, result_name=out_name, result_bytes=result,
-                                result_sig=result_sig)
+            log.info(
+                "request_accepted",
+                file=name,
+                items=len(items),
+                paid=len(paid),
+                failed=len(failed),
+                paid_amount_fen=sum(i.amount_fen for i in paid),
+            )
+        pending = PendingResult(
+            request_name=name, result_name=out_name, result_bytes=result, result_sig=result_sig
+        )
         heapq.heappush(self._due, _Due(took + self._delay, next(self._seq), pending))
         return True
 
     def _settle(
-        self, txn: LedgerTxn, request: RequestFile, item: RequestItem, file_name: str,
+        self,
+        txn: LedgerTxn,
+        request: RequestFile,
+        item: RequestItem,
+        file_name: str,
         now: datetime,
     ) -> ResultItem:
         """Decide one item, record its credit (if paid) and its result."""
@@ -306,33 +344,61 @@ class Processor:
             message = codes.item_message(code)
         else:
             outcome = decide(
-                account_no=item.account_no, name=item.account_name, id_number=item.id_number,
-                amount_fen=item.amount_fen, registry=self._registry, rules=self._rules,
+                account_no=item.account_no,
+                name=item.account_name,
+                id_number=item.id_number,
+                amount_fen=item.amount_fen,
+                registry=self._registry,
+                rules=self._rules,
             )
             code, message = outcome.code, outcome.message
             if outcome.paid:
                 bank_ref = txn.next_bank_ref(now.date())
                 txn.add_credit(
-                    item_serial=item.item_serial, account_no=item.account_no,
-                    amount_fen=item.amount_fen, subsidy_code=header.subsidy_code,
-                    period=header.period, batch_serial=header.batch_serial,
-                    file_name=file_name, bank_ref=bank_ref, credited_at=now.isoformat(),
+                    item_serial=item.item_serial,
+                    account_no=item.account_no,
+                    amount_fen=item.amount_fen,
+                    subsidy_code=header.subsidy_code,
+                    period=header.period,
+                    batch_serial=header.batch_serial,
+                    file_name=file_name,
+                    bank_ref=bank_ref,
+                    credited_at=now.isoformat(),
                 )
         status: ItemStatus = "S" if code == codes.PAID else "F"
         txn.add_item_result(
-            file_name=file_name, sequence=item.sequence, item_serial=item.item_serial,
-            account_no=item.account_no, amount_fen=item.amount_fen, status=status, code=code,
-            message=message, bank_ref=bank_ref, repeated=repeated,
+            file_name=file_name,
+            sequence=item.sequence,
+            item_serial=item.item_serial,
+            account_no=item.account_no,
+            amount_fen=item.amount_fen,
+            status=status,
+            code=code,
+            message=message,
+            bank_ref=bank_ref,
+            repeated=repeated,
             processed_at=now.isoformat(),
         )
         if status == "F" or repeated:
-            log.info("item_not_credited", file=file_name, sequence=item.sequence,
-                     item_serial=item.item_serial, account_no=mask_tail(item.account_no),
-                     code=code, repeated=repeated)
+            log.info(
+                "item_not_credited",
+                file=file_name,
+                sequence=item.sequence,
+                item_serial=item.item_serial,
+                account_no=mask_tail(item.account_no),
+                code=code,
+                repeated=repeated,
+            )
         return ResultItem(
-            sequence=item.sequence, item_serial=item.item_serial, account_no=item.account_no,
-            amount_fen=item.amount_fen, status=status, code=code, message=message,
-            bank_ref=bank_ref or "", processed_at=now,
+            sequence=item.sequence,
+            item_serial=item.item_serial,
+            account_no=item.account_no,
+            amount_fen=item.amount_fen,
+            status=status,
+            code=code,
+            message=message,
+            bank_ref=bank_ref or "",
+            processed_at=now,
         )
 
     # --- writing a result ---------------------------------------------------------------------
@@ -352,4 +418,3 @@ class Processor:
         self._publish(pending.result_name, pending.result_bytes)
         self._ledger.mark_result_written(pending.request_name, self._clock().isoformat())
         log.info("result_written", file=pending.result_name, request=pending.request_name)
-

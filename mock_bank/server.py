@@ -1,10 +1,10 @@
 """``MockBank``: the SFTP server, the processor and the ledger, run in-process.
 
-    bank = MockBank(load_config("mock_bank.toml"))
-    bank.start()
-    ... connect to 127.0.0.1:bank.sftp_port, upload, wait ...
-    assert bank.ledger.summary()["double_credits"] == 0
-    bank.stop()
+bank = MockBank(load_config("mock_bank.toml"))
+bank.start()
+... connect to 127.0.0.1:bank.sftp_port, upload, wait ...
+assert bank.ledger.summary()["double_credits"] == 0
+bank.stop()
 """
 
 from __future__ import annotations

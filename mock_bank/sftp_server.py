@@ -100,11 +100,17 @@ class BankSSHServer(paramiko.ServerInterface):
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         if username == self._username and key.asbytes() in self._authorized:
-            log.info("sftp_auth_ok", user=username, peer=self._peer,
-                     key_fingerprint=key.fingerprint)
+            log.info(
+                "sftp_auth_ok", user=username, peer=self._peer, key_fingerprint=key.fingerprint
+            )
             return AUTH_SUCCESSFUL
-        log.warning("sftp_auth_refused", method="publickey", user=username, peer=self._peer,
-                    key_fingerprint=key.fingerprint)
+        log.warning(
+            "sftp_auth_refused",
+            method="publickey",
+            user=username,
+            peer=self._peer,
+            key_fingerprint=key.fingerprint,
+        )
         return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
@@ -166,8 +172,9 @@ class _FileHandle(paramiko.SFTPHandle):
 class RootedSFTPServerInterface(paramiko.SFTPServerInterface):
     """A filesystem-backed SFTP interface confined to ``root``."""
 
-    def __init__(self, server: paramiko.ServerInterface, *args: Any, root: Path,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, server: paramiko.ServerInterface, *args: Any, root: Path, **kwargs: Any
+    ) -> None:
         super().__init__(server, *args, **kwargs)
         self._root = os.path.realpath(root)
 
@@ -288,8 +295,9 @@ class RootedSFTPServerInterface(paramiko.SFTPServerInterface):
     def posix_rename(self, oldpath: str, newpath: str) -> int:
         def run() -> int:
             os.replace(self._local(oldpath), self._local(newpath))
-            log.info("sftp_posix_rename", old=self.canonicalize(oldpath),
-                     new=self.canonicalize(newpath))
+            log.info(
+                "sftp_posix_rename", old=self.canonicalize(oldpath), new=self.canonicalize(newpath)
+            )
             return SFTP_OK
 
         return self._guard("posix_rename", run, oldpath, newpath)
@@ -415,8 +423,10 @@ class BankSFTPServer:
                 time.sleep(_ACCEPT_POLL_SECONDS)
                 continue
             thread = threading.Thread(
-                target=self._serve, args=(conn, f"{peer[0]}:{peer[1]}"),
-                name=f"mock-bank-sftp-{peer[0]}:{peer[1]}", daemon=True,
+                target=self._serve,
+                args=(conn, f"{peer[0]}:{peer[1]}"),
+                name=f"mock-bank-sftp-{peer[0]}:{peer[1]}",
+                daemon=True,
             )
             with self._lock:
                 self._connections[thread] = None
@@ -436,8 +446,9 @@ class BankSFTPServer:
             transport.set_subsystem_handler(
                 "sftp", paramiko.SFTPServer, RootedSFTPServerInterface, root=self.root
             )
-            server = BankSSHServer(username=self._username, authorized_keys=self._authorized,
-                                   peer=peer)
+            server = BankSSHServer(
+                username=self._username, authorized_keys=self._authorized, peer=peer
+            )
             try:
                 transport.start_server(server=server)
             except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -445,6 +456,9 @@ class BankSFTPServer:
                 return
             log.info("sftp_connected", peer=peer)
             started = time.monotonic()
+            # Accepted channels must stay referenced: paramiko's Channel.__del__ closes a
+            # channel that is garbage-collected, which would race the subsystem request.
+            channels: list[paramiko.Channel] = []
             while not self._stop.is_set() and transport.is_active():
                 if (
                     not transport.is_authenticated()
@@ -452,7 +466,10 @@ class BankSFTPServer:
                 ):
                     log.warning("sftp_auth_timeout", peer=peer)
                     break
-                transport.accept(timeout=_ACCEPT_POLL_SECONDS)
+                channel = transport.accept(timeout=_ACCEPT_POLL_SECONDS)
+                if channel is not None:
+                    channels.append(channel)
+                channels = [c for c in channels if not c.closed]
         except Exception:
             log.exception("sftp_connection_failed", peer=peer)
         finally:
@@ -461,7 +478,6 @@ class BankSFTPServer:
             else:
                 with contextlib.suppress(OSError):
                     conn.close()
+            log.info("sftp_disconnected", peer=peer)
             with self._lock:
                 self._connections.pop(me, None)
-            log.info("sftp_disconnected", peer=peer)
-

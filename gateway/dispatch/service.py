@@ -16,6 +16,7 @@ across a network call:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -174,7 +175,10 @@ def _render_files(
             total_fen=sum(i.amount_fen for i in chunk),
             created_on=china_today(),
         )
-        data = fmt.render_request(header, chunk)
+        # sequences run 1…n within each file (the spec); the serial carries the batch seq
+        data = fmt.render_request(
+            header, [dataclasses.replace(it, seq=n) for n, it in enumerate(chunk, start=1)]
+        )
         name = fmt.request_file_name(serial, file_no)
         f = OutboundFile(
             batch_id=batch.id,

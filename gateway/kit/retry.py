@@ -26,7 +26,7 @@ def retry_never_sent(fn: Callable[[], T], *, attempts: int = 3, max_wait: float 
     """Call ``fn``, retrying only NeverSentError (connect refused, DNS, handshake)."""
     retrying = Retrying(
         retry=retry_if_exception_type(NeverSentError),
-        wait=wait_exponential_jitter(initial=0.2, max=max_wait),
+        wait=wait_exponential_jitter(multiplier=0.2, max=max_wait),
         stop=stop_after_attempt(attempts),
         reraise=True,
     )
@@ -39,7 +39,7 @@ def next_attempt_at(
     """When to try again after ``attempt`` failed attempts (honours a bank's Retry-After)."""
     state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = max(1, attempt)
-    delay = wait_exponential_jitter(initial=initial, max=maximum)(state)
+    delay = wait_exponential_jitter(multiplier=initial, max=maximum)(state)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return utcnow() + dt.timedelta(seconds=delay)

@@ -69,9 +69,18 @@ def request_header(
     created: str = "20260315",
 ) -> bytes:
     rec = (
-        b"H" + b"FW01" + x(serial, 16) + n(file_no, 2) + x(payer, 32) + x(code, 12)
-        + x(subsidy_name, 60) + x(period, 8) + n(count, 9) + n(total, 18)
-        + created.encode("ascii") + b" " * 22
+        b"H"
+        + b"FW01"
+        + x(serial, 16)
+        + n(file_no, 2)
+        + x(payer, 32)
+        + x(code, 12)
+        + x(subsidy_name, 60)
+        + x(period, 8)
+        + n(count, 9)
+        + n(total, 18)
+        + created.encode("ascii")
+        + b" " * 22
     )
     assert len(rec) == 192
     return rec
@@ -79,8 +88,15 @@ def request_header(
 
 def request_detail(seq: int, item: Item) -> bytes:
     rec = (
-        b"D" + n(seq, 9) + x(item.serial, 24) + x(item.account, 32) + x(item.name, 60)
-        + x(item.id_number, 18) + n(item.amount, 15) + x(item.remark, 60) + b" " * 37
+        b"D"
+        + n(seq, 9)
+        + x(item.serial, 24)
+        + x(item.account, 32)
+        + x(item.name, 60)
+        + x(item.id_number, 18)
+        + n(item.amount, 15)
+        + x(item.remark, 60)
+        + b" " * 37
     )
     assert len(rec) == 256
     return rec
@@ -114,23 +130,37 @@ def parse_result(data: bytes) -> dict[str, Any]:
     h = lines[0]
     assert len(h) == 128
     out: dict[str, Any] = {
-        "type": h[0:1], "version": h[1:5], "serial": h[5:21].decode(), "file_no": h[21:23],
-        "status": h[23:24].decode(), "reject_code": h[24:30].decode().rstrip(" "),
-        "item_count": int(h[30:39]), "paid_count": int(h[39:48]),
-        "paid_amount": int(h[48:66]), "failed_count": int(h[66:75]),
-        "failed_amount": int(h[75:93]), "date": h[93:101].decode(), "reserved": h[101:128],
+        "type": h[0:1],
+        "version": h[1:5],
+        "serial": h[5:21].decode(),
+        "file_no": h[21:23],
+        "status": h[23:24].decode(),
+        "reject_code": h[24:30].decode().rstrip(" "),
+        "item_count": int(h[30:39]),
+        "paid_count": int(h[39:48]),
+        "paid_amount": int(h[48:66]),
+        "failed_count": int(h[66:75]),
+        "failed_amount": int(h[75:93]),
+        "date": h[93:101].decode(),
+        "reserved": h[101:128],
     }
     items = []
     for d in lines[1:-1]:
         assert len(d) == 224 and d[0:1] == b"D"
         assert d[194:224] == b" " * 30
-        items.append({
-            "seq": int(d[1:10]), "serial": d[10:34].decode(ENC).rstrip(" "),
-            "account": d[34:66].decode(ENC).rstrip(" "), "amount": int(d[66:81]),
-            "status": d[81:82].decode(), "code": d[82:88].decode().rstrip(" "),
-            "message": d[88:148].rstrip(b" ").decode(ENC),
-            "bank_ref": d[148:180].decode().rstrip(" "), "processed_at": d[180:194].decode(),
-        })
+        items.append(
+            {
+                "seq": int(d[1:10]),
+                "serial": d[10:34].decode(ENC).rstrip(" "),
+                "account": d[34:66].decode(ENC).rstrip(" "),
+                "amount": int(d[66:81]),
+                "status": d[81:82].decode(),
+                "code": d[82:88].decode().rstrip(" "),
+                "message": d[88:148].rstrip(b" ").decode(ENC),
+                "bank_ref": d[148:180].decode().rstrip(" "),
+                "processed_at": d[180:194].decode(),
+            }
+        )
     out["items"] = items
     t = lines[-1]
     assert len(t) == 64 and t[0:1] == b"T" and t[28:31] == b"END" and t[31:] == b" " * 33
@@ -147,8 +177,9 @@ def _pss(salt: int = 32) -> padding.PSS:
     return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=salt)
 
 
-def sign_detached(data: bytes, key: rsa.RSAPrivateKey, key_id: str = "gw-test",
-                  *, salt: int = 32) -> bytes:
+def sign_detached(
+    data: bytes, key: rsa.RSAPrivateKey, key_id: str = "gw-test", *, salt: int = 32
+) -> bytes:
     sig = key.sign(data, _pss(salt), hashes.SHA256())
     return (
         f"alg=RSA-PSS-SHA256\nkey-id={key_id}\nsha256={hashlib.sha256(data).hexdigest()}\n"
@@ -166,8 +197,7 @@ def check_detached(data: bytes, sig_file: bytes, key: rsa.RSAPublicKey) -> str:
     assert values["alg"] == "RSA-PSS-SHA256"
     assert values["sha256"] == hashlib.sha256(data).hexdigest()
     try:
-        key.verify(base64.b64decode(values["sig"], validate=True), data, _pss(),
-                   hashes.SHA256())
+        key.verify(base64.b64decode(values["sig"], validate=True), data, _pss(), hashes.SHA256())
     except InvalidSignature as exc:  # pragma: no cover - failure path
         raise AssertionError("bank signature does not verify") from exc
     return values["key-id"]
@@ -189,23 +219,35 @@ class Keys:
 
 def _write_rsa(directory: Path, stem: str) -> rsa.RSAPrivateKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (directory / f"{stem}.key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    (directory / f"{stem}.pub.pem").write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (directory / f"{stem}.key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (directory / f"{stem}.pub.pem").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return key
 
 
 def _write_ssh(directory: Path, stem: str) -> paramiko.Ed25519Key:
     key = ed25519.Ed25519PrivateKey.generate()
     path = directory / f"{stem}.key"
-    path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
     path.chmod(0o600)
     pub = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     (directory / f"{stem}.pub").write_bytes(pub + f" {stem}\n".encode())
     return paramiko.Ed25519Key.from_private_key_file(str(path))
 
@@ -248,7 +290,8 @@ def write_config(tmp_path: Path, keys: Keys) -> ConfigWriter:
         accounts_line = ""
         if accounts is not None:
             (conf_dir / "accounts.json").write_text(
-                json.dumps(accounts, ensure_ascii=False), encoding="utf-8")
+                json.dumps(accounts, ensure_ascii=False), encoding="utf-8"
+            )
             accounts_line = 'accounts_file = "accounts.json"\n'
         text = (
             'data_dir = "../bank"\n'
@@ -284,12 +327,25 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 @pytest.fixture
 def sample_items() -> list[Item]:
     return [
-        Item("S20260315000000000000001", "6217001234567890001", "王䶮", "430621198001010011",
-             12345, "第一季度"),
-        Item("S20260315000000000000002", "6217001234567890002", "李𬎆", "43062119800101002X",
-             50000),
-        Item("S20260315000000000000003", "6217001234567890003", "阿依古丽·买买提",
-             "430621198001010038", 7, "龑"),
+        Item(
+            "S20260315000000000000001",
+            "6217001234567890001",
+            "王䶮",
+            "430621198001010011",
+            12345,
+            "第一季度",
+        ),
+        Item(
+            "S20260315000000000000002", "6217001234567890002", "李𬎆", "43062119800101002X", 50000
+        ),
+        Item(
+            "S20260315000000000000003",
+            "6217001234567890003",
+            "阿依古丽·买买提",
+            "430621198001010038",
+            7,
+            "龑",
+        ),
     ]
 
 
@@ -299,8 +355,18 @@ def helpers() -> Iterator[Any]:
     import types
 
     yield types.SimpleNamespace(
-        x=x, n=n, Item=Item, request_header=request_header, request_detail=request_detail,
-        trailer=trailer, build_request=build_request, request_name=request_name,
-        parse_result=parse_result, sign_detached=sign_detached,
-        check_detached=check_detached, wait_for=wait_for, SERIAL=SERIAL, CRLF=CRLF,
+        x=x,
+        n=n,
+        Item=Item,
+        request_header=request_header,
+        request_detail=request_detail,
+        trailer=trailer,
+        build_request=build_request,
+        request_name=request_name,
+        parse_result=parse_result,
+        sign_detached=sign_detached,
+        check_detached=check_detached,
+        wait_for=wait_for,
+        SERIAL=SERIAL,
+        CRLF=CRLF,
     )

@@ -15,19 +15,38 @@ def ledger(tmp_path: Path) -> Ledger:
     return Ledger(tmp_path / "ledger.sqlite3")
 
 
-def credit(ledger: Ledger, serial: str, account: str, code: str = "NY01",
-           period: str = "2026", amount: int = 100) -> str:
+def credit(
+    ledger: Ledger,
+    serial: str,
+    account: str,
+    code: str = "NY01",
+    period: str = "2026",
+    amount: int = 100,
+) -> str:
     with ledger.begin() as txn:
         ref = txn.next_bank_ref(date(2026, 3, 15))
-        txn.add_credit(item_serial=serial, account_no=account, amount_fen=amount,
-                       subsidy_code=code, period=period, batch_serial="B", file_name="F",
-                       bank_ref=ref, credited_at="2026-03-15T10:00:00+08:00")
+        txn.add_credit(
+            item_serial=serial,
+            account_no=account,
+            amount_fen=amount,
+            subsidy_code=code,
+            period=period,
+            batch_serial="B",
+            file_name="F",
+            bank_ref=ref,
+            credited_at="2026-03-15T10:00:00+08:00",
+        )
     return ref
 
 
 def test_empty_summary(ledger: Ledger) -> None:
-    assert ledger.summary() == {"credits": 0, "double_credits": 0, "amount_credited_fen": 0,
-                                "files_processed": 0, "files_rejected": 0}
+    assert ledger.summary() == {
+        "credits": 0,
+        "double_credits": 0,
+        "amount_credited_fen": 0,
+        "files_processed": 0,
+        "files_rejected": 0,
+    }
 
 
 def test_distinct_credits_are_not_double(ledger: Ledger) -> None:
@@ -43,13 +62,13 @@ def test_distinct_credits_are_not_double(ledger: Ledger) -> None:
 @pytest.mark.parametrize(
     ("credits", "expected"),
     [
-        ([("s1", "a1"), ("s1", "a2")], 1),                  # same serial
-        ([("s1", "a1"), ("s2", "a1")], 1),                  # same payee and period
-        ([("s1", "a1"), ("s1", "a1")], 1),                  # both keys: counted once
-        ([("s1", "a1"), ("s1", "a1"), ("s1", "a1")], 2),    # count - 1
-        ([("s1", "a1"), ("s2", "a1"), ("s2", "a2")], 2),    # a chain: B by payee, C by serial
-        ([("s1", "a1"), ("s2", "a2"), ("s1", "a2")], 1),    # C repeats both A's serial and B's
-                                                            # payee: one extra credit
+        ([("s1", "a1"), ("s1", "a2")], 1),  # same serial
+        ([("s1", "a1"), ("s2", "a1")], 1),  # same payee and period
+        ([("s1", "a1"), ("s1", "a1")], 1),  # both keys: counted once
+        ([("s1", "a1"), ("s1", "a1"), ("s1", "a1")], 2),  # count - 1
+        ([("s1", "a1"), ("s2", "a1"), ("s2", "a2")], 2),  # a chain: B by payee, C by serial
+        ([("s1", "a1"), ("s2", "a2"), ("s1", "a2")], 1),  # C repeats both A's serial and B's
+        # payee: one extra credit
     ],
 )
 def test_double_credits(ledger: Ledger, credits: list[tuple[str, str]], expected: int) -> None:
@@ -72,24 +91,47 @@ def test_bank_refs_are_unique_and_survive_reopen(tmp_path: Path) -> None:
 
 def test_transaction_rolls_back(ledger: Ledger) -> None:
     with pytest.raises(RuntimeError), ledger.begin() as txn:
-        txn.add_credit(item_serial="s", account_no="a", amount_fen=1, subsidy_code="c",
-                       period="p", batch_serial="b", file_name="f", bank_ref="r",
-                       credited_at="t")
+        txn.add_credit(
+            item_serial="s",
+            account_no="a",
+            amount_fen=1,
+            subsidy_code="c",
+            period="p",
+            batch_serial="b",
+            file_name="f",
+            bank_ref="r",
+            credited_at="t",
+        )
         raise RuntimeError("boom")
     assert ledger.credits() == []
     with pytest.raises(ValueError), ledger.begin() as txn:
-        txn.add_credit(item_serial="s", account_no="a", amount_fen=0, subsidy_code="c",
-                       period="p", batch_serial="b", file_name="f", bank_ref="r",
-                       credited_at="t")
+        txn.add_credit(
+            item_serial="s",
+            account_no="a",
+            amount_fen=0,
+            subsidy_code="c",
+            period="p",
+            batch_serial="b",
+            file_name="f",
+            bank_ref="r",
+            credited_at="t",
+        )
 
 
 def test_files_counted(ledger: Ledger) -> None:
     for name, status in [("PAY_A_01.txt", "accepted"), ("PAY_A_02.txt", "rejected")]:
         with ledger.begin() as txn:
-            txn.add_request_file(name=name, sha256="0" * 64, batch_serial="A", file_no=1,
-                                 status=status,  # type: ignore[arg-type]
-                                 processed_at="t", result_name="RET", result_bytes=b"r",
-                                 result_sig=b"s")
+            txn.add_request_file(
+                name=name,
+                sha256="0" * 64,
+                batch_serial="A",
+                file_no=1,
+                status=status,  # type: ignore[arg-type]
+                processed_at="t",
+                result_name="RET",
+                result_bytes=b"r",
+                result_sig=b"s",
+            )
     summary = ledger.summary()
     assert (summary["files_processed"], summary["files_rejected"]) == (2, 1)
     assert ledger.processed_names() == {"PAY_A_01.txt", "PAY_A_02.txt"}

@@ -44,9 +44,15 @@ class Bank:
 
     def new_processor(self) -> Processor:
         return Processor(
-            ledger=self.ledger, inbox=self.inbox, outbox=self.outbox, bank_key=self.keys.bank,
-            bank_key_id="mockbank-test", gateway_public_key=self.keys.gateway.public_key(),
-            clock=lambda: NOW, monotonic=self.clock, **self.kwargs,
+            ledger=self.ledger,
+            inbox=self.inbox,
+            outbox=self.outbox,
+            bank_key=self.keys.bank,
+            bank_key_id="mockbank-test",
+            gateway_public_key=self.keys.gateway.public_key(),
+            clock=lambda: NOW,
+            monotonic=self.clock,
+            **self.kwargs,
         )
 
     def drop(self, data: bytes, name: str | None = None, sig: bytes | None = None) -> str:
@@ -75,36 +81,46 @@ def make_bank(tmp_path: Path, keys: Any, helpers: Any) -> Callable[..., Bank]:
 
 
 def test_accepted_file_with_registry(make_bank: Callable[..., Bank], helpers: Any) -> None:
-    I = helpers.Item  # noqa: N806
-    registry = AccountRegistry([
-        Account("6217000000000001", "王䶮", "430621198001010011", "active"),
-        Account("6217000000000002", "李𬎆", "43062119800101002X", "frozen"),
-        Account("6217000000000003", "阿依古丽·买买提", "430621198001010038", "active"),
-        Account("6217000000000005", "赵六", "430621198001010054", "closed"),
-        Account("6217000000000006", "钱七", "430621198001010062", "active"),
-    ])
+    item = helpers.Item
+    registry = AccountRegistry(
+        [
+            Account("6217000000000001", "王䶮", "430621198001010011", "active"),
+            Account("6217000000000002", "李𬎆", "43062119800101002X", "frozen"),
+            Account("6217000000000003", "阿依古丽·买买提", "430621198001010038", "active"),
+            Account("6217000000000005", "赵六", "430621198001010054", "closed"),
+            Account("6217000000000006", "钱七", "430621198001010062", "active"),
+        ]
+    )
     items = [
-        I("S0000000000000000000001", "6217000000000001", "王䶮", "430621198001010011", 12345),
-        I("S0000000000000000000002", "6217000000000002", "李𬎆", "43062119800101002X", 500),
-        I("S0000000000000000000003", "6217000000000003", "阿依古丽·买买提",
-          "430621198001010038", 7),
-        I("S0000000000000000000004", "6217000000000004", "孙八", "430621198001010046", 9),
-        I("S0000000000000000000005", "6217000000000005", "赵六", "430621198001010054", 11),
-        I("S0000000000000000000006", "6217000000000006", "钱柒", "430621198001010062", 13),
-        I("S0000000000000000000007", "6217000000000006", "钱七", "430621198001010070", 17),
+        item("S0000000000000000000001", "6217000000000001", "王䶮", "430621198001010011", 12345),
+        item("S0000000000000000000002", "6217000000000002", "李𬎆", "43062119800101002X", 500),
+        item(
+            "S0000000000000000000003",
+            "6217000000000003",
+            "阿依古丽·买买提",
+            "430621198001010038",
+            7,
+        ),
+        item("S0000000000000000000004", "6217000000000004", "孙八", "430621198001010046", 9),
+        item("S0000000000000000000005", "6217000000000005", "赵六", "430621198001010054", 11),
+        item("S0000000000000000000006", "6217000000000006", "钱柒", "430621198001010062", 13),
+        item("S0000000000000000000007", "6217000000000006", "钱七", "430621198001010070", 17),
     ]
     bank = make_bank(registry=registry)
     name = bank.drop(helpers.build_request(items))
     assert bank.processor.tick() == [name]
 
     result = bank.result(name)
-    assert (result["status"], result["reject_code"], result["serial"]) == (
-        "A", "", helpers.SERIAL)
+    assert (result["status"], result["reject_code"], result["serial"]) == ("A", "", helpers.SERIAL)
     codes = [(i["seq"], i["status"], i["code"], i["message"]) for i in result["items"]]
     assert codes == [
-        (1, "S", "0000", "成功"), (2, "F", "E103", "账户冻结"), (3, "S", "0000", "成功"),
-        (4, "F", "E101", "账户不存在"), (5, "F", "E104", "账户已销户"),
-        (6, "F", "E102", "户名不符"), (7, "F", "E105", "证件号码不符"),
+        (1, "S", "0000", "成功"),
+        (2, "F", "E103", "账户冻结"),
+        (3, "S", "0000", "成功"),
+        (4, "F", "E101", "账户不存在"),
+        (5, "F", "E104", "账户已销户"),
+        (6, "F", "E102", "户名不符"),
+        (7, "F", "E105", "证件号码不符"),
     ]
     assert (result["paid_count"], result["paid_amount"]) == (2, 12352)
     assert (result["failed_count"], result["failed_amount"]) == (5, 550)
@@ -122,14 +138,19 @@ def test_accepted_file_with_registry(make_bank: Callable[..., Bank], helpers: An
         ("S0000000000000000000003", 7, "NY0001", "2026"),
     ]
     assert [c.bank_ref for c in credits] == paid_refs
-    assert bank.ledger.summary() == {"credits": 2, "double_credits": 0,
-                                     "amount_credited_fen": 12352, "files_processed": 1,
-                                     "files_rejected": 0}
+    assert bank.ledger.summary() == {
+        "credits": 2,
+        "double_credits": 0,
+        "amount_credited_fen": 12352,
+        "files_processed": 1,
+        "files_rejected": 0,
+    }
     assert not [p for p in bank.outbox.iterdir() if p.name.startswith(".")]
 
 
-def test_rules_force_outcomes_without_accounts(make_bank: Callable[..., Bank],
-                                               helpers: Any, sample_items: Any) -> None:
+def test_rules_force_outcomes_without_accounts(
+    make_bank: Callable[..., Bank], helpers: Any, sample_items: Any
+) -> None:
     bank = make_bank(rules=(Rule("0002", "E103"), Rule("0003", "E199", amount_fen=7)))
     name = bank.drop(helpers.build_request(sample_items))
     bank.processor.tick()
@@ -138,11 +159,17 @@ def test_rules_force_outcomes_without_accounts(make_bank: Callable[..., Bank],
 
 @pytest.mark.parametrize(
     ("case", "code"),
-    [("bad signature", "F001"), ("sha mismatch", "F001"), ("garbage sig", "F001"),
-     ("bad totals", "F002"), ("header serial differs from name", "F002")],
+    [
+        ("bad signature", "F001"),
+        ("sha mismatch", "F001"),
+        ("garbage sig", "F001"),
+        ("bad totals", "F002"),
+        ("header serial differs from name", "F002"),
+    ],
 )
-def test_rejected_files(make_bank: Callable[..., Bank], helpers: Any, keys: Any,
-                        sample_items: Any, case: str, code: str) -> None:
+def test_rejected_files(
+    make_bank: Callable[..., Bank], helpers: Any, keys: Any, sample_items: Any, case: str, code: str
+) -> None:
     bank = make_bank()
     data = helpers.build_request(sample_items)
     sig = None
@@ -166,13 +193,12 @@ def test_rejected_files(make_bank: Callable[..., Bank], helpers: Any, keys: Any,
     assert (result["item_count"], result["trailer_count"], result["trailer_total"]) == (0, 0, 0)
     assert result["serial"] == name[4:20]
     summary = bank.ledger.summary()
-    assert (summary["credits"], summary["files_processed"], summary["files_rejected"]) == (
-        0, 1, 1)
+    assert (summary["credits"], summary["files_processed"], summary["files_rejected"]) == (0, 1, 1)
 
 
-def test_takes_only_complete_final_named_files(make_bank: Callable[..., Bank],
-                                               helpers: Any, sample_items: Any,
-                                               keys: Any) -> None:
+def test_takes_only_complete_final_named_files(
+    make_bank: Callable[..., Bank], helpers: Any, sample_items: Any, keys: Any
+) -> None:
     bank = make_bank()
     data = helpers.build_request(sample_items)
     name = helpers.request_name()
@@ -191,12 +217,12 @@ def test_takes_only_complete_final_named_files(make_bank: Callable[..., Bank],
     assert (bank.inbox / name).exists()  # processed files stay in /inbox
 
 
-def test_dedupe_by_serial(make_bank: Callable[..., Bank], helpers: Any,
-                          sample_items: Any) -> None:
+def test_dedupe_by_serial(make_bank: Callable[..., Bank], helpers: Any, sample_items: Any) -> None:
     bank = make_bank(dedupe_by_serial=True)
     first = bank.drop(helpers.build_request(sample_items))
-    second = bank.drop(helpers.build_request(sample_items, file_no=2),
-                       name=helpers.request_name(file_no=2))
+    second = bank.drop(
+        helpers.build_request(sample_items, file_no=2), name=helpers.request_name(file_no=2)
+    )
     assert bank.processor.tick() == [first, second]
     one, two = bank.result(first), bank.result(second)
     assert [i["bank_ref"] for i in one["items"]] == [i["bank_ref"] for i in two["items"]]
@@ -206,47 +232,54 @@ def test_dedupe_by_serial(make_bank: Callable[..., Bank], helpers: Any,
     assert [r.repeated for r in bank.ledger.item_results(second)] == [True] * 3
 
 
-def test_no_dedupe_pays_again(make_bank: Callable[..., Bank], helpers: Any,
-                              sample_items: Any) -> None:
+def test_no_dedupe_pays_again(
+    make_bank: Callable[..., Bank], helpers: Any, sample_items: Any
+) -> None:
     bank = make_bank(dedupe_by_serial=False)
     bank.drop(helpers.build_request(sample_items))
-    bank.drop(helpers.build_request(sample_items, file_no=2),
-              name=helpers.request_name(file_no=2))
+    bank.drop(helpers.build_request(sample_items, file_no=2), name=helpers.request_name(file_no=2))
     bank.processor.tick()
     summary = bank.ledger.summary()
     assert (summary["credits"], summary["double_credits"]) == (6, 3)
     assert summary["amount_credited_fen"] == 2 * sum(i.amount for i in sample_items)
 
 
-def test_dedupe_does_not_repeat_failures(make_bank: Callable[..., Bank], helpers: Any,
-                                         sample_items: Any) -> None:
+def test_dedupe_does_not_repeat_failures(
+    make_bank: Callable[..., Bank], helpers: Any, sample_items: Any
+) -> None:
     """A failed serial is decided again when it comes again (e.g. after a correction)."""
     bank = make_bank(rules=(Rule("0002", "E103", amount_fen=50000),))
     bank.drop(helpers.build_request(sample_items))
     bank.processor.tick()
     items = list(sample_items)
     items[1].amount = 50001  # the rule no longer matches
-    second = bank.drop(helpers.build_request(items, file_no=2),
-                       name=helpers.request_name(file_no=2))
+    second = bank.drop(
+        helpers.build_request(items, file_no=2), name=helpers.request_name(file_no=2)
+    )
     bank.processor.tick()
     assert [i["code"] for i in bank.result(second)["items"]] == ["0000"] * 3
     assert bank.ledger.summary()["credits"] == 3
 
 
-def test_delay_does_not_block_other_files(make_bank: Callable[..., Bank], helpers: Any,
-                                          sample_items: Any) -> None:
+def test_delay_does_not_block_other_files(
+    make_bank: Callable[..., Bank], helpers: Any, sample_items: Any
+) -> None:
     bank = make_bank(result_delay_seconds=10.0)
     first = bank.drop(helpers.build_request(sample_items))
     assert bank.processor.tick() == [first]
     assert list(bank.outbox.iterdir()) == []
     bank.clock.now += 4
-    second = bank.drop(helpers.build_request(sample_items, serial="2026031500000002"),
-                       name=helpers.request_name(serial="2026031500000002"))
+    second = bank.drop(
+        helpers.build_request(sample_items, serial="2026031500000002"),
+        name=helpers.request_name(serial="2026031500000002"),
+    )
     assert bank.processor.tick() == [second]  # taken at once, while the first one waits
     bank.clock.now += 6
     bank.processor.tick()
     assert sorted(p.name for p in bank.outbox.iterdir()) == [
-        "RET_2026031500000001_01.txt", "RET_2026031500000001_01.txt.sig"]
+        "RET_2026031500000001_01.txt",
+        "RET_2026031500000001_01.txt.sig",
+    ]
     bank.clock.now += 4
     bank.processor.tick()
     assert len(list(bank.outbox.iterdir())) == 4
@@ -267,13 +300,12 @@ def test_results_decided_before_a_stop_are_written_after_restart(
     assert bank.ledger.summary()["credits"] == 3  # decided once, not again
 
 
-def test_background_loop(make_bank: Callable[..., Bank], helpers: Any,
-                         sample_items: Any) -> None:
+def test_background_loop(make_bank: Callable[..., Bank], helpers: Any, sample_items: Any) -> None:
     bank = make_bank(poll_interval_seconds=0.02)
     bank.processor.start()
     try:
         name = bank.drop(helpers.build_request(sample_items))
-        helpers.wait_for(lambda: (bank.outbox / name.replace("PAY_", "RET_")).exists())
+        helpers.wait_for((bank.outbox / name.replace("PAY_", "RET_")).exists)
     finally:
         bank.processor.stop()
     assert bank.result(name)["paid_count"] == 3

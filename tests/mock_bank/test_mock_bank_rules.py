@@ -10,18 +10,32 @@ import pytest
 from mock_bank.accounts import Account, AccountRegistry, AccountsFileError, load_accounts
 from mock_bank.rules import Rule, decide
 
-REG = AccountRegistry([
-    Account("6217000000000001", "张三", "430621198001010011", "active"),
-    Account("6217000000000002", "李四", "430621198001010022", "frozen"),
-    Account("6217000000000003", "王五", "430621198001010033", "closed"),
-    Account("6217000000000004", "阿依古丽·买买提", "43062119800101004X", "active"),
-])
+REG = AccountRegistry(
+    [
+        Account("6217000000000001", "张三", "430621198001010011", "active"),
+        Account("6217000000000002", "李四", "430621198001010022", "frozen"),
+        Account("6217000000000003", "王五", "430621198001010033", "closed"),
+        Account("6217000000000004", "阿依古丽·买买提", "43062119800101004X", "active"),
+    ]
+)
 
 
-def outcome(account: str, name: str, id_number: str, amount: int = 100,
-            registry: AccountRegistry | None = REG, rules: tuple[Rule, ...] = ()) -> str:
-    return decide(account_no=account, name=name, id_number=id_number, amount_fen=amount,
-                  registry=registry, rules=rules).code
+def outcome(
+    account: str,
+    name: str,
+    id_number: str,
+    amount: int = 100,
+    registry: AccountRegistry | None = REG,
+    rules: tuple[Rule, ...] = (),
+) -> str:
+    return decide(
+        account_no=account,
+        name=name,
+        id_number=id_number,
+        amount_fen=amount,
+        registry=registry,
+        rules=rules,
+    ).code
 
 
 def test_registry_order() -> None:
@@ -39,8 +53,9 @@ def test_registry_order() -> None:
 
 
 def test_messages_are_chinese() -> None:
-    result = decide(account_no="6217000000000002", name="李四", id_number="x", amount_fen=1,
-                    registry=REG)
+    result = decide(
+        account_no="6217000000000002", name="李四", id_number="x", amount_fen=1, registry=REG
+    )
     assert (result.code, result.message, result.paid) == ("E103", "账户冻结", False)
 
 
@@ -58,12 +73,15 @@ def test_rules_come_first() -> None:
     assert outcome("6217000000000099", "张三", "x", rules=(Rule("0099", "0000"),)) == "0000"
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"account_suffix": "", "code": "E101"},
-    {"account_suffix": "1", "code": "F001"},
-    {"account_suffix": "1", "code": "E101", "amount_fen": 0},
-    {"account_suffix": "1", "code": "E101", "amount_fen": 1.5},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"account_suffix": "", "code": "E101"},
+        {"account_suffix": "1", "code": "F001"},
+        {"account_suffix": "1", "code": "E101", "amount_fen": 0},
+        {"account_suffix": "1", "code": "E101", "amount_fen": 1.5},
+    ],
+)
 def test_bad_rules(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         Rule(**kwargs)  # type: ignore[arg-type]
@@ -71,16 +89,21 @@ def test_bad_rules(kwargs: dict[str, object]) -> None:
 
 def test_load_accounts(tmp_path: Path) -> None:
     path = tmp_path / "a.json"
-    path.write_text(json.dumps([
-        {"account_no": "1", "name": "张三", "id_number": "2", "status": "frozen"}]),
-        encoding="utf-8")
+    path.write_text(
+        json.dumps([{"account_no": "1", "name": "张三", "id_number": "2", "status": "frozen"}]),
+        encoding="utf-8",
+    )
     registry = load_accounts(path)
     account = registry.get(" 1 ")
     assert account is not None and account.status == "frozen" and len(registry) == 1
-    for bad in ['{"a": 1}', '[{"account_no": "1", "name": "x", "id_number": "2", '
-                '"status": "gone"}]', '[{"account_no": "1", "name": "x"}]',
-                '[{"account_no": "1", "name": "x", "id_number": "2"},'
-                ' {"account_no": "1", "name": "y", "id_number": "3"}]', "not json"]:
+    for bad in [
+        '{"a": 1}',
+        '[{"account_no": "1", "name": "x", "id_number": "2", "status": "gone"}]',
+        '[{"account_no": "1", "name": "x"}]',
+        '[{"account_no": "1", "name": "x", "id_number": "2"},'
+        ' {"account_no": "1", "name": "y", "id_number": "3"}]',
+        "not json",
+    ]:
         path.write_text(bad, encoding="utf-8")
         with pytest.raises(AccountsFileError):
             load_accounts(path)

@@ -34,18 +34,26 @@ Connect = Callable[..., paramiko.SFTPClient]
 def connect(bank: MockBank, keys: Any) -> Iterator[Connect]:
     clients: list[paramiko.SSHClient] = []
 
-    def open_sftp(pkey: paramiko.PKey | None = None, username: str = "gateway",
-                  password: str | None = None) -> paramiko.SFTPClient:
+    def open_sftp(
+        pkey: paramiko.PKey | None = None, username: str = "gateway", password: str | None = None
+    ) -> paramiko.SFTPClient:
         client = paramiko.SSHClient()
         # verify the bank's host key instead of trusting on first use
-        client.get_host_keys().add(f"[127.0.0.1]:{bank.sftp_port}", keys.host.get_name(),
-                                   keys.host)
+        client.get_host_keys().add(f"[127.0.0.1]:{bank.sftp_port}", keys.host.get_name(), keys.host)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         clients.append(client)
-        client.connect("127.0.0.1", port=bank.sftp_port, username=username,
-                       pkey=pkey if password is None else None, password=password,
-                       look_for_keys=False, allow_agent=False, timeout=5,
-                       banner_timeout=5, auth_timeout=5)
+        client.connect(
+            "127.0.0.1",
+            port=bank.sftp_port,
+            username=username,
+            pkey=pkey if password is None else None,
+            password=password,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=5,
+            banner_timeout=5,
+            auth_timeout=5,
+        )
         return client.open_sftp()
 
     def default(**kwargs: Any) -> paramiko.SFTPClient:
@@ -71,8 +79,9 @@ def test_port_file(bank: MockBank) -> None:
     assert bank.sftp_port > 0
 
 
-def test_full_session(bank: MockBank, connect: Connect, keys: Any, helpers: Any,
-                      sample_items: Any) -> None:
+def test_full_session(
+    bank: MockBank, connect: Connect, keys: Any, helpers: Any, sample_items: Any
+) -> None:
     sftp = connect()
     assert sorted(sftp.listdir("/")) == ["inbox", "outbox"]
     data = helpers.build_request(sample_items)
@@ -151,8 +160,7 @@ def test_ordinary_operations(bank: MockBank, connect: Connect) -> None:
     assert sftp.normalize(".") == "/"
 
 
-def test_paths_never_escape_the_root(bank: MockBank, connect: Connect,
-                                     tmp_path: Path) -> None:
+def test_paths_never_escape_the_root(bank: MockBank, connect: Connect, tmp_path: Path) -> None:
     sftp = connect()
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")

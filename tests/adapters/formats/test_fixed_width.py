@@ -6,11 +6,12 @@ with the renderer, so a layout or codec regression in the adapter shows up as a 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.formats.fixed_width import (
@@ -265,7 +266,7 @@ def test_header_subsidy_name_is_cut_not_refused() -> None:
     long_name = "耕地地力保护补贴" * 4  # 64 bytes
     header = RequestHeader(**{**_header_kwargs(), "subsidy_name": long_name})
     data = FMT.render_request(header, GOLDEN_ITEMS)
-    assert data[: 192] == request_header_record(count=4, total=GOLDEN_TOTAL, name=(GDDL * 4)[:60])
+    assert data[:192] == request_header_record(count=4, total=GOLDEN_TOTAL, name=(GDDL * 4)[:60])
 
 
 def _header_kwargs() -> dict[str, object]:
@@ -323,7 +324,8 @@ def test_check_item_and_render_report_the_field(
     bad = item(**overrides)
     errors = FMT.check_item(bad)
     assert [(e.field_name, e.code) for e in errors] == [(field_name, code)]
-    header = RequestHeader(**{**_header_kwargs(), "item_count": 1, "total_fen": bad.amount_fen})
+    total = max(bad.amount_fen, 0)
+    header = RequestHeader(**{**_header_kwargs(), "item_count": 1, "total_fen": total})
     with pytest.raises(FieldError) as info:
         FMT.render_request(header, [bad])
     assert (info.value.field_name, info.value.code) == (field_name, code)
@@ -476,51 +478,143 @@ D3 = result_detail_record(3, b"P20260301000003", 100000, b"S", b"0000", b"", b"B
 GOOD_TRAILER = trailer_record(3, 223506)
 
 
+def with_header(**changes: object) -> bytes:
+    """The golden result file with its header record built from changed values."""
+    kwargs: dict[str, object] = {"count": 3, "paid": (2, 223456), "failed": (1, 50), **changes}
+    return file_of(result_header_record(**kwargs), D1, D2, D3, GOOD_TRAILER)  # type: ignore[arg-type]
+
+
+def with_d3(status: bytes = b"S", code: bytes = b"0000", ref: bytes = b"R", **kw: object) -> bytes:
+    """The golden result file with detail 3 replaced (amount 100000 kept)."""
+    serial = kw.pop("serial", b"P3")
+    seq = kw.pop("seq", 3)
+    d3 = result_detail_record(seq, serial, 100000, status, code, b"", ref, **kw)  # type: ignore[arg-type]
+    return file_of(GOOD_HEADER, D1, D2, d3, GOOD_TRAILER)
+
+
+def with_d2(code: bytes = b"E102", message: bytes = HMBF, ref: bytes = b"") -> bytes:
+    """The golden result file with the failed detail 2 replaced (amount 50 kept)."""
+    d2 = result_detail_record(2, b"P2", 50, b"F", code, message, ref)
+    return file_of(GOOD_HEADER, D1, d2, D3, GOOD_TRAILER)
+
+
+REJECTED_HEADER_ONLY = {"status": b"R", "count": 0, "paid": (0, 0), "failed": (0, 0)}
+
+REJECT_CASES: list[tuple[str, bytes, str]] = [
+    ("empty", b"", "empty"),
+    ("bom", b"\xef\xbb\xbf" + golden_result(), "byte order mark"),
+    ("no final CRLF", golden_result()[:-2], "does not end with CRLF"),
+    ("LF only", golden_result().replace(CRLF, b"\n"), "does not end with CRLF"),
+    (
+        "short detail",
+        file_of(GOOD_HEADER, D1[:-1], D2, D3, GOOD_TRAILER),
+        "line 2: result detail record is 223 bytes, expected 224",
+    ),
+    (
+        "long detail",
+        file_of(GOOD_HEADER, D1 + b" ", D2, D3, GOOD_TRAILER),
+        "line 2: result detail record is 225 bytes",
+    ),
+    (
+        "long header",
+        file_of(GOOD_HEADER + b" ", D1, D2, D3, GOOD_TRAILER),
+        "line 1: result header record is 129 bytes",
+    ),
+    (
+        "long trailer",
+        file_of(GOOD_HEADER, D1, D2, D3, GOOD_TRAILER + b" "),
+        "line 5: trailer record is 65 bytes",
+    ),
+    (
+        "bad detail type",
+        file_of(GOOD_HEADER, b"X" + D1[1:], D2, D3, GOOD_TRAILER),
+        "line 2: record type 'X', expected 'D'",
+    ),
+    ("no trailer", file_of(GOOD_HEADER, D1, D2, D3), "line 4: record type 'D', expected 'T'"),
+    (
+        "trailer in the middle",
+        file_of(GOOD_HEADER, D1, GOOD_TRAILER, D2, D3, GOOD_TRAILER),
+        "line 3: record type 'T', expected 'D'",
+    ),
+    ("no header", file_of(D1, GOOD_TRAILER), "line 1: record type 'D', expected 'H'"),
+    ("header only", file_of(GOOD_HEADER), "fewer than two records"),
+    (
+        "trailer count",
+        file_of(GOOD_HEADER, D1, D2, D3, trailer_record(2, 223506)),
+        "trailer item_count is 2, the detail records give 3",
+    ),
+    (
+        "trailer total",
+        file_of(GOOD_HEADER, D1, D2, D3, trailer_record(3, 223505)),
+        "trailer total_fen is 223505, the detail records give 223506",
+    ),
+    (
+        "end marker",
+        file_of(GOOD_HEADER, D1, D2, D3, trailer_record(3, 223506, end=b"EOF")),
+        "end_marker",
+    ),
+    ("header count", with_header(count=4), "header item_count is 4"),
+    (
+        "header paid count",
+        with_header(paid=(3, 223456)),
+        "header paid_count is 3, the detail records give 2",
+    ),
+    ("header paid amount", with_header(paid=(2, 223457)), "header paid_fen is 223457"),
+    ("header failed amount", with_header(failed=(1, 51)), "header failed_fen is 51"),
+    ("version", with_header(version=b"FW02"), "format_version"),
+    ("file status", with_header(status=b"X"), "file_status 'X'"),
+    ("accepted with code", with_header(reject=b"F002"), "carries a reject code"),
+    ("rejected with details", with_header(status=b"R", reject=b"F002"), "no detail records"),
+    (
+        "rejected without code",
+        file_of(result_header_record(**REJECTED_HEADER_ONLY), trailer_record(0, 0)),  # type: ignore[arg-type]
+        "no reject code",
+    ),
+    (
+        "processing date",
+        with_header(date=b"20260230"),
+        "processing_date '20260230' is not a valid date",
+    ),
+    (
+        "reserved",
+        with_header(reserved=b"x" * 27),
+        "line 1: reserved field is not all spaces",
+    ),
+    (
+        "amount letters",
+        with_d3(amount_field=b"0000000001OOOOO"),
+        "line 4: amount_fen must be 15 ASCII digits",
+    ),
+    (
+        "amount space",
+        with_d3(amount_field=b" 00000000100000"),
+        "amount_fen must be 15 ASCII digits",
+    ),
+    ("status", with_d3(status=b"X"), "line 4: status 'X'"),
+    ("paid with error code", with_d3(code=b"E101"), r"status S \(paid\) with bank_code 'E101'"),
+    ("paid without ref", with_d3(ref=b""), "without a bank_ref"),
+    ("failed with 0000", with_d2(code=b"0000"), r"status F \(failed\) with bank_code '0000'"),
+    ("failed with ref", with_d2(ref=b"R2"), "carries a bank_ref"),
+    (
+        "duplicate serial",
+        with_d3(serial=b"P20260301000001"),
+        "line 4: serial 'P20260301000001' repeats",
+    ),
+    ("duplicate seq", with_d3(seq=1), "line 4: sequence 1 repeats"),
+    (
+        "timestamp",
+        with_d3(at=b"20260302250000"),
+        "processed_at '20260302250000' is not a valid timestamp",
+    ),
+    ("bad GB18030", with_d2(message=b"\x81\x20"), "line 3: bank_message is not valid GB18030"),
+    ("split character", with_d2(message=HMBF[:-1]), "bank_message is not valid GB18030"),
+    ("control", with_d2(message=b"a\tb"), "bank_message contains a control character"),
+]
+
+
 @pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        (b"", "empty"),
-        (b"\xef\xbb\xbf" + golden_result(), "byte order mark"),
-        (golden_result()[:-2], "does not end with CRLF"),
-        (golden_result().replace(CRLF, b"\n"), "does not end with CRLF"),
-        (file_of(GOOD_HEADER, D1[:-1], D2, D3, GOOD_TRAILER), "line 2: result detail record is 223 bytes, expected 224"),
-        (file_of(GOOD_HEADER, D1 + b" ", D2, D3, GOOD_TRAILER), "line 2: result detail record is 225 bytes"),
-        (file_of(GOOD_HEADER + b" ", D1, D2, D3, GOOD_TRAILER), "line 1: result header record is 129 bytes"),
-        (file_of(GOOD_HEADER, D1, D2, D3, GOOD_TRAILER + b" "), "line 5: trailer record is 65 bytes"),
-        (file_of(GOOD_HEADER, b"X" + D1[1:], D2, D3, GOOD_TRAILER), "line 2: record type 'X', expected 'D'"),
-        (file_of(GOOD_HEADER, D1, D2, D3), "line 4: record type 'D', expected 'T'"),
-        (file_of(GOOD_HEADER, D1, GOOD_TRAILER, D2, D3, GOOD_TRAILER), "line 3: record type 'T', expected 'D'"),
-        (file_of(D1, GOOD_TRAILER), "line 1: record type 'D', expected 'H'"),
-        (file_of(GOOD_HEADER), "fewer than two records"),
-        (file_of(GOOD_HEADER, D1, D2, D3, trailer_record(2, 223506)), "trailer item_count is 2, the detail records give 3"),
-        (file_of(GOOD_HEADER, D1, D2, D3, trailer_record(3, 223505)), "trailer total_fen is 223505, the detail records give 223506"),
-        (file_of(GOOD_HEADER, D1, D2, D3, trailer_record(3, 223506, end=b"EOF")), "end_marker"),
-        (file_of(result_header_record(count=4, paid=(2, 223456), failed=(1, 50)), D1, D2, D3, GOOD_TRAILER), "header item_count is 4"),
-        (file_of(result_header_record(count=3, paid=(3, 223456), failed=(1, 50)), D1, D2, D3, GOOD_TRAILER), "header paid_count is 3, the detail records give 2"),
-        (file_of(result_header_record(count=3, paid=(2, 223457), failed=(1, 50)), D1, D2, D3, GOOD_TRAILER), "header paid_fen is 223457"),
-        (file_of(result_header_record(count=3, paid=(2, 223456), failed=(1, 51)), D1, D2, D3, GOOD_TRAILER), "header failed_fen is 51"),
-        (file_of(result_header_record(count=3, paid=(2, 223456), failed=(1, 50), version=b"FW02"), D1, D2, D3, GOOD_TRAILER), "format_version"),
-        (file_of(result_header_record(count=3, paid=(2, 223456), failed=(1, 50), status=b"X"), D1, D2, D3, GOOD_TRAILER), "file_status 'X'"),
-        (file_of(result_header_record(count=3, paid=(2, 223456), failed=(1, 50), reject=b"F002"), D1, D2, D3, GOOD_TRAILER), "carries a reject code"),
-        (file_of(result_header_record(count=3, paid=(2, 223456), failed=(1, 50), status=b"R", reject=b"F002"), D1, D2, D3, GOOD_TRAILER), "no detail records"),
-        (file_of(result_header_record(status=b"R", count=0, paid=(0, 0), failed=(0, 0)), trailer_record(0, 0)), "no reject code"),
-        (file_of(result_header_record(count=3, paid=(2, 223456), failed=(1, 50), date=b"20260230"), D1, D2, D3, GOOD_TRAILER), "processing_date '20260230' is not a valid date"),
-        (file_of(result_header_record(count=3, paid=(2, 223456), failed=(1, 50), reserved=b"x" * 27), D1, D2, D3, GOOD_TRAILER), "line 1: reserved field is not all spaces"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(3, b"P3", 100000, b"S", b"0000", b"", b"R", amount_field=b"0000000001OOOOO"), GOOD_TRAILER), "line 4: amount_fen must be 15 ASCII digits"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(3, b"P3", 100000, b"S", b"0000", b"", b"R", amount_field=b" 00000000100000"), GOOD_TRAILER), "amount_fen must be 15 ASCII digits"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(3, b"P3", 100000, b"X", b"0000", b"", b"R"), GOOD_TRAILER), "line 4: status 'X'"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(3, b"P3", 100000, b"S", b"E101", b"", b"R"), GOOD_TRAILER), "status S \\(paid\\) with bank_code 'E101'"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(3, b"P3", 100000, b"S", b"0000", b"", b""), GOOD_TRAILER), "without a bank_ref"),
-        (file_of(GOOD_HEADER, D1, result_detail_record(2, b"P2", 50, b"F", b"0000", HMBF, b""), D3, GOOD_TRAILER), "status F \\(failed\\) with bank_code '0000'"),
-        (file_of(GOOD_HEADER, D1, result_detail_record(2, b"P2", 50, b"F", b"E102", HMBF, b"R2"), D3, GOOD_TRAILER), "carries a bank_ref"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(3, b"P20260301000001", 100000, b"S", b"0000", b"", b"R"), GOOD_TRAILER), "line 4: serial 'P20260301000001' repeats"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(1, b"P3", 100000, b"S", b"0000", b"", b"R"), GOOD_TRAILER), "line 4: sequence 1 repeats"),
-        (file_of(GOOD_HEADER, D1, D2, result_detail_record(3, b"P3", 100000, b"S", b"0000", b"", b"R", at=b"20260302250000"), GOOD_TRAILER), "processed_at '20260302250000' is not a valid timestamp"),
-        (file_of(GOOD_HEADER, D1, result_detail_record(2, b"P2", 50, b"F", b"E102", b"\x81\x20", b""), D3, GOOD_TRAILER), "line 3: bank_message is not valid GB18030"),
-        (file_of(GOOD_HEADER, D1, result_detail_record(2, b"P2", 50, b"F", b"E102", HMBF[:-1], b""), D3, GOOD_TRAILER), "bank_message is not valid GB18030"),
-        (file_of(GOOD_HEADER, D1, result_detail_record(2, b"P2", 50, b"F", b"E102", b"a\tb", b""), D3, GOOD_TRAILER), "bank_message contains a control character"),
-    ],
-)  # fmt: skip
+    ("data", "message"), [c[1:] for c in REJECT_CASES], ids=[c[0] for c in REJECT_CASES]
+)
 def test_parse_result_rejects(data: bytes, message: str) -> None:
     with pytest.raises(FormatError, match=message):
         FMT.parse_result(data)
@@ -605,11 +699,7 @@ def test_render_parse_round_trip(items: list[RequestItem]) -> None:
     for original, back in zip(items, parsed, strict=True):
         assert back.name == original.name
         assert back.remark == expected_cut(original.remark, 60).rstrip(" ")
-        assert back == RequestItem(**{**_as_dict(original), "remark": back.remark})
-
-
-def _as_dict(i: RequestItem) -> dict[str, object]:
-    return {f: getattr(i, f) for f in RequestItem.__slots__}
+        assert back == dataclasses.replace(original, remark=back.remark)
 
 
 @settings(max_examples=300, deadline=None)
@@ -621,10 +711,8 @@ def test_cut_never_splits_a_character_and_fills_the_width(value: str, width: int
     text = kept.decode("gb18030")  # strict: a split character would raise here
     assert value.startswith(text)
     assert value.encode("gb18030").startswith(kept)
-    # maximal: the cut kept every character that fits (padding may follow real spaces)
-    assert field.decode("gb18030") == expected_cut(value, width).ljust(
-        width - (len(expected_cut(value, width).encode("gb18030")) - len(expected_cut(value, width)))
-    )
+    # maximal: every whole character that fits is kept
+    assert field == expected_cut(value, width).encode("gb18030").ljust(width)
 
 
 @settings(max_examples=200, deadline=None)
@@ -643,13 +731,13 @@ def test_no_cut_fields_refuse_instead_of_cutting(value: str, width: int) -> None
 
 @settings(max_examples=150, deadline=None)
 @given(
-    name=st.text(st.characters(codec="utf-8", categories=("L", "Cs", "Cc", "Zs")), max_size=40),
-    account=st.text(st.characters(codec="utf-8"), max_size=40),
+    name=st.text(st.characters(categories=("L", "Cs", "Cc", "Zs")), max_size=40),
+    account=st.text(st.characters(), max_size=40),
     amount=st.integers(min_value=-10, max_value=10**16),
 )
 def test_check_item_agrees_with_render(name: str, account: str, amount: int) -> None:
     candidate = item(name=name, account_no=account, amount_fen=amount)
-    header = RequestHeader(**{**_header_kwargs(), "item_count": 1, "total_fen": amount})
+    header = RequestHeader(**{**_header_kwargs(), "item_count": 1, "total_fen": max(amount, 0)})
     errors = FMT.check_item(candidate)
     if errors:
         with pytest.raises(FieldError) as info:
@@ -728,9 +816,7 @@ def test_render_100k_items_is_fast() -> None:
         )
         for i in range(1, count + 1)
     ]
-    header = RequestHeader(
-        **{**_header_kwargs(), "item_count": count, "total_fen": 12_345 * count}
-    )
+    header = RequestHeader(**{**_header_kwargs(), "item_count": count, "total_fen": 12_345 * count})
     fmt = FixedWidthGb18030Format(max_items_per_file=count)
     started = time.perf_counter()
     data = fmt.render_request(header, items)
@@ -745,8 +831,3 @@ def test_control_character_found_after_fast_path() -> None:
         FMT.render_request(GOLDEN_HEADER, items)
     assert (info.value.field_name, info.value.code) == ("name", "not_encodable")
     assert "item seq 4" in str(info.value)
-
-
-def test_assume_is_used() -> None:
-    # keep hypothesis' assume imported for future filters without tripping linters
-    assume(True)

@@ -1,0 +1,47 @@
+"""Helpers for tests that run the gateway against the in-process mock bank."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+
+from gateway.batches.models import PaymentItem
+from gateway.batches.service import IntakeService
+from gateway.context import Context
+from gateway.payments.states import ItemState
+from gateway.worker import run_cycle
+
+
+def submit(ctx: Context, body: dict[str, Any], client: str = "county-finance") -> Any:
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    service = IntakeService(ctx.sessions, ctx.pii, ctx.profiles)
+    answer = service.submit(client, io.BytesIO(raw), hashlib.sha256(raw).hexdigest())
+    assert answer.status_code == 201, answer.body
+    return answer
+
+
+def states(ctx: Context) -> dict[str, int]:
+    with ctx.sessions() as s:
+        return {
+            st: int(n)
+            for st, n in s.execute(
+                select(PaymentItem.state, func.count()).group_by(PaymentItem.state)
+            )
+        }
+
+
+def drive(ctx: Context, owner: str = "test-worker", timeout: float = 30.0) -> dict[str, int]:
+    """Run worker cycles until every item is final (or raise)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_cycle(ctx, owner)
+        now = states(ctx)
+        if now and all(ItemState(s).is_final() for s in now):
+            return now
+        time.sleep(0.05)
+    raise AssertionError(f"items not final after {timeout}s: {states(ctx)}")
