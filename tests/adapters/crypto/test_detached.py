@@ -217,39 +217,6 @@ def test_peer_key_id_is_enforced_when_configured(
         strict.verify(DATA, gateway_signer.sign(DATA))
 
 
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda s: b"", "last line does not end with LF"),
-        (lambda s: s.replace(b"\n", b"\r\n"), "CR"),
-        (lambda s: s[:-1], "last line does not end with LF"),
-        (lambda s: s + b"extra=1\n", "5 lines, expected 4"),
-        (lambda s: b"\n".join(s.split(b"\n")[:3]) + b"\n", "3 lines, expected 4"),
-        (lambda s: _swap(s, 1, 2), "line 2 is not key-id"),
-        (lambda s: s.replace(b"key-id=", b"keyid="), "line 2 is not key-id"),
-        (lambda s: s.replace(b"key-id=gw-2026-01", b"key-id="), "key-id is empty"),
-        (lambda s: s.replace(b"key-id=gw-2026-01", b"key-id=gw 1"), "key-id is empty or not"),
-        (lambda s: _upper_digest(s), "64 lower-case hex"),
-        (lambda s: s.replace(b"sig=", b"sig=!"), "not standard base64"),
-        (lambda s: _set_line(s, 3, b"sig="), "empty sig"),
-        (lambda s: _set_line(s, 0, b"alg="), "empty alg"),
-        (lambda s: s.replace(b"gw-2026-01", "网关".encode()), "not ASCII"),
-        (lambda s: s + b" " * 20000, "more than"),
-    ],
-)
-def test_malformed_signature_files(
-    gateway_signer: RsaPssDetachedSigner,
-    bank_signer: RsaPssDetachedSigner,
-    mutate: object,
-    message: str,
-) -> None:
-    assert callable(mutate)
-    sig_file = mutate(gateway_signer.sign(DATA))
-    with pytest.raises(SignatureError, match="malformed signature file") as info:
-        bank_signer.verify(DATA, sig_file)
-    assert info.match(message)
-
-
 def _swap(sig_file: bytes, a: int, b: int) -> bytes:
     lines = sig_file.split(b"\n")
     lines[a], lines[b] = lines[b], lines[a]
@@ -268,6 +235,39 @@ def _upper_digest(sig_file: bytes) -> bytes:
     if lines[2] == lines[2].lower():  # all digits: make one a letter that is not hex
         lines[2] = lines[2][:-1] + b"g"
     return b"\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda s: b"", "last line does not end with LF"),
+        (lambda s: s.replace(b"\n", b"\r\n"), "CR"),
+        (lambda s: s[:-1], "last line does not end with LF"),
+        (lambda s: s + b"extra=1\n", "5 lines, expected 4"),
+        (lambda s: b"\n".join(s.split(b"\n")[:3]) + b"\n", "3 lines, expected 4"),
+        (lambda s: _swap(s, 1, 2), "line 2 is not key-id"),
+        (lambda s: s.replace(b"key-id=", b"keyid="), "line 2 is not key-id"),
+        (lambda s: s.replace(b"key-id=gw-2026-01", b"key-id="), "key-id is empty"),
+        (lambda s: s.replace(b"key-id=gw-2026-01", b"key-id=gw 1"), "key-id is empty or not"),
+        (_upper_digest, "64 lower-case hex"),
+        (lambda s: s.replace(b"sig=", b"sig=!"), "not standard base64"),
+        (lambda s: _set_line(s, 3, b"sig="), "empty sig"),
+        (lambda s: _set_line(s, 0, b"alg="), "empty alg"),
+        (lambda s: s.replace(b"gw-2026-01", "网关".encode()), "not ASCII"),
+        (lambda s: s + b" " * 20000, "more than"),
+    ],
+)
+def test_malformed_signature_files(
+    gateway_signer: RsaPssDetachedSigner,
+    bank_signer: RsaPssDetachedSigner,
+    mutate: object,
+    message: str,
+) -> None:
+    assert callable(mutate)
+    sig_file = mutate(gateway_signer.sign(DATA))
+    with pytest.raises(SignatureError, match="malformed signature file") as info:
+        bank_signer.verify(DATA, sig_file)
+    assert info.match(message)
 
 
 def test_parse_and_render_are_inverse() -> None:
@@ -301,7 +301,7 @@ def test_key_loading_refuses_wrong_key_types(dev_keys: Path) -> None:
 
 
 def test_small_rsa_keys_are_refused() -> None:
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - must be refused
     pem = small.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

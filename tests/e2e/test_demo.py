@@ -1,0 +1,71 @@
+"""``gateway demo --json`` end to end as real processes, then a search of everything the
+gateway wrote (database file, logs) for raw ID and account numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.demo.data import people
+
+pytestmark = pytest.mark.slow
+SEED = 20261128
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], Path]:
+    cwd = tmp_path_factory.mktemp("demo")
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "demo", "--json", "--workdir", "run", "--seed", str(SEED)],
+        cwd=cwd,
+        capture_output=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
+    assert out.returncode == 0, out.stderr.decode()[-3000:]
+    return json.loads(out.stdout), cwd / "run"
+
+
+def test_demo_summary(demo: tuple[dict[str, object], Path]) -> None:
+    summary, _ = demo
+    for key in ("batches", "items", "by_state", "amount_fen", "bank", "all_final"):
+        assert key in summary
+    by_state = summary["by_state"]
+    amount = summary["amount_fen"]
+    bank = summary["bank"]
+    assert isinstance(by_state, dict) and isinstance(amount, dict) and isinstance(bank, dict)
+    assert by_state.get("paid", 0) > 0 and by_state.get("failed", 0) > 0
+    assert summary["all_final"] is True
+    assert bank["double_credits"] == 0
+    assert amount["paid"] == bank["amount_credited_fen"]
+    assert amount["submitted"] == amount["paid"] + amount["failed"]
+    assert set(summary["failed_by_reason"]) == {  # type: ignore[arg-type]
+        "account_not_found",
+        "name_mismatch",
+        "account_frozen",
+        "account_closed",
+    }
+
+
+def test_no_raw_personal_data_in_database_or_logs(demo: tuple[dict[str, object], Path]) -> None:
+    _, workdir = demo
+    files = [workdir / "gateway.db", *(workdir / "logs").iterdir()]
+    files += [p for p in workdir.glob("gateway.db-*")]
+    files.append(workdir / "bank" / "mock_bank.log")
+    blobs = {p: p.read_bytes() for p in files if p.exists()}
+    assert workdir / "gateway.db" in blobs
+    leaks = []
+    for person in people(SEED, 60):
+        for secret in (person.id_number, person.account_no, person.phone):
+            for path, blob in blobs.items():
+                if secret.encode() in blob:
+                    leaks.append((secret[:4] + "…", path.name))
+        for path, blob in blobs.items():
+            for enc in ("utf-8", "gb18030"):
+                if len(person.name) > 1 and person.name.encode(enc) in blob:
+                    leaks.append((person.name[0] + "…", path.name))
+    assert leaks == []
