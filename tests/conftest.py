@@ -94,9 +94,7 @@ def accounts() -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def bank(
-    tmp_path: Path, dev_keys: Path, accounts: list[dict[str, str]]
-) -> Iterator[object]:
+def bank(tmp_path: Path, dev_keys: Path, accounts: list[dict[str, str]]) -> Iterator[object]:
     """The mock bank, in-process, SFTP on a free loopback port."""
     from gateway.demo.runner import write_bank_config
     from mock_bank.config import load_config
@@ -132,7 +130,9 @@ def make_settings(db_url: str, profiles: Path, **over: object) -> object:
 
 
 @pytest.fixture
-def ctx(db_url: str, tmp_path: Path, dev_keys: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+def ctx(
+    db_url: str, tmp_path: Path, dev_keys: Path, request: pytest.FixtureRequest
+) -> Iterator[object]:
     """A gateway context on a migrated database; profiles point at the mock bank when the
     test also uses the ``bank`` fixture (else at a closed port)."""
     from gateway.context import Context

@@ -20,9 +20,20 @@ SEED = 20261128
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], Path]:
     cwd = tmp_path_factory.mktemp("demo")
     out = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "demo", "--json", "--workdir", "run", "--seed", str(SEED)],
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "demo",
+            "--json",
+            "--workdir",
+            "run",
+            "--seed",
+            str(SEED),
+        ],
         cwd=cwd,
         capture_output=True,
+        check=False,
         timeout=300,
         env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
     )

@@ -11,9 +11,14 @@ def persons(n: int, seed: int = 7) -> list[Person]:
     return people(seed, n)
 
 
-def payload(no: str, ps: list[Person], *, period: str = "2026", amount: int = 10000,
-            subsidy: str = "GDBH") -> dict[str, Any]:
+def payload(
+    no: str, ps: list[Person], *, period: str = "2026", amount: int = 10000, subsidy: str = "GDBH"
+) -> dict[str, Any]:
     return batch_payload(
-        no, subsidy_code=subsidy, subsidy_name="耕地地力保护补贴", period=period, persons=ps,
+        no,
+        subsidy_code=subsidy,
+        subsidy_name="耕地地力保护补贴",
+        period=period,
+        persons=ps,
         amount_fen=amount,
     )

@@ -240,10 +240,33 @@ def sftp_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sftp_server(dev_keys: Path, sftp_root: Path) -> Iterator[SftpTestServer]:
-    server = SftpTestServer(sftp_root, load_host_key(dev_keys), load_authorized_key(dev_keys))
-    yield server
-    server.stop()
+def sftp_username() -> str:
+    return USERNAME
+
+
+@pytest.fixture
+def sftp_server_factory(dev_keys: Path, sftp_root: Path) -> Iterator[Callable[..., SftpTestServer]]:
+    """Start test servers on ``sftp_root``; ``host_key`` replaces the dev host key."""
+    started: list[SftpTestServer] = []
+
+    def start(host_key: paramiko.PKey | None = None) -> SftpTestServer:
+        server = SftpTestServer(
+            sftp_root,
+            host_key if host_key is not None else load_host_key(dev_keys),
+            load_authorized_key(dev_keys),
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sftp_server(sftp_server_factory: Callable[..., SftpTestServer]) -> SftpTestServer:
+    """A server with the development host key, which the transport pins."""
+    return sftp_server_factory()
 
 
 @pytest.fixture

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paramiko
 import pytest
@@ -25,7 +28,8 @@ from gateway.ports import (
     RemoteFile,
 )
 
-from conftest import USERNAME, SftpTestServer, load_authorized_key  # type: ignore[attr-defined]
+if TYPE_CHECKING:
+    from conftest import SftpTestServer
 
 MakeTransport = Callable[..., SftpTransport]
 NAME = "PAY_2026A00000000001_01.txt"
@@ -45,26 +49,26 @@ def test_pinned_host_key_is_accepted(make_transport: MakeTransport, sftp_root: P
     assert (sftp_root / "inbox" / NAME).read_bytes() == DATA
 
 
-def _server_with_other_key(
-    dev_keys: Path, sftp_root: Path, host_key: paramiko.PKey
-) -> SftpTestServer:
-    return SftpTestServer(sftp_root, host_key, load_authorized_key(dev_keys))
+ServerFactory = Callable[..., "SftpTestServer"]
+
+
+def other_ed25519_key() -> paramiko.PKey:
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    return paramiko.Ed25519Key(file_obj=io.StringIO(pem.decode()))
 
 
 @pytest.fixture
-def impostor(dev_keys: Path, sftp_root: Path) -> Iterator[SftpTestServer]:
+def impostor(sftp_server_factory: ServerFactory) -> SftpTestServer:
     """A server on another port with a different Ed25519 host key."""
-    other = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-    key = paramiko.Ed25519Key(file_obj=__import__("io").StringIO(other.decode()))
-    server = _server_with_other_key(dev_keys, sftp_root, key)
-    yield server
-    server.stop()
+    return sftp_server_factory(other_ed25519_key())
 
 
 def test_unknown_host_key_is_refused_before_auth(
-    make_transport: MakeTransport, impostor: SftpTestServer, dev_keys: Path
+    make_transport: MakeTransport, impostor: SftpTestServer
 ) -> None:
     transport = make_transport(port=impostor.port)
     with pytest.raises(HostKeyError) as info:
@@ -79,21 +83,17 @@ def test_unknown_host_key_is_refused_before_auth(
 
 
 def test_changed_host_key_type_is_a_host_key_error(
-    make_transport: MakeTransport, dev_keys: Path, sftp_root: Path
+    make_transport: MakeTransport, sftp_server_factory: ServerFactory
 ) -> None:
-    rsa_key = paramiko.RSAKey.generate(2048)
-    server = _server_with_other_key(dev_keys, sftp_root, rsa_key)
-    try:
-        with pytest.raises(HostKeyError, match="ssh-rsa SHA256:"):
-            make_transport(port=server.port).connect()
-        assert server.record.auth_attempts == []
-    finally:
-        server.stop()
+    server = sftp_server_factory(paramiko.RSAKey.generate(2048))
+    with pytest.raises(HostKeyError, match="ssh-rsa SHA256:"):
+        make_transport(port=server.port).connect()
+    assert server.record.auth_attempts == []
 
 
 def test_fingerprint_matches_openssh_format(dev_keys: Path) -> None:
     kind, blob_b64 = (dev_keys / K.sftp_host_pub).read_text().split()[:2]
-    key = paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(blob_b64))
+    key = paramiko.PKey.from_type_string(kind, base64.b64decode(blob_b64))
     assert fingerprint_sha256(key.asbytes()) == key.fingerprint  # paramiko's own rendering
     assert fingerprint_sha256(key.asbytes()).startswith("SHA256:")
     assert not fingerprint_sha256(key.asbytes()).endswith("=")
@@ -123,7 +123,7 @@ def test_put_atomic_leaves_only_the_final_name(
     assert names_in(sftp_root / "inbox") == [NAME, NAME + ".sig"]
     assert (sftp_root / "inbox" / NAME).read_bytes() == DATA
     # written under the dot-name first, then renamed
-    ops = [op for op in sftp_server.record.operations if op[1].endswith(NAME)]
+    ops = [op for op in sftp_server.record.operations if NAME in op[1] and ".sig" not in op[1]]
     assert ("open", f"/inbox/.{NAME}.part") in ops
     assert ops[-1] == ("rename", f"/inbox/{NAME}")
 
@@ -308,14 +308,14 @@ def test_transport_can_be_entered_again(make_transport: MakeTransport, sftp_root
 
 
 def test_built_from_bank_profile_config(
-    dev_keys: Path, sftp_server: SftpTestServer, sftp_root: Path
+    dev_keys: Path, sftp_server: SftpTestServer, sftp_username: str
 ) -> None:
     transport: FileTransport = build_transport(
         {
             "transport": "sftp",
             "host": "127.0.0.1",
             "port": sftp_server.port,
-            "username": USERNAME,
+            "username": sftp_username,
             "client_key": K.sftp_client_key,
             "host_public_key": K.sftp_host_pub,
             "timeout": 5,

@@ -85,7 +85,9 @@ def test_unauthenticated_changes_nothing(api: Api, ctx: Context, tamper: str) ->
     elif tamper == "unknown_client":
         headers["X-Gateway-Client"] = "someone-else"
     elif tamper == "stale":
-        headers = sign_headers(CLIENT, SECRET, "POST", "/v1/batches", raw, timestamp=int(time.time()) - 3600)
+        headers = sign_headers(
+            CLIENT, SECRET, "POST", "/v1/batches", raw, timestamp=int(time.time()) - 3600
+        )
     elif tamper == "replay":
         first = api.client.post("/v1/batches", content=raw, headers=headers)
         assert first.status_code == 201
@@ -121,10 +123,14 @@ def test_idempotent_same_content_and_409_on_different(api: Api, ctx: Context) ->
 def test_rejected_batch_stored_with_every_reason(api: Api, ctx: Context) -> None:
     body = payload("B-3", persons(4))
     items = body["items"]
-    items[0]["id_number"] = items[0]["id_number"][:17] + ("1" if items[0]["id_number"][17] == "0" else "0")
+    items[0]["id_number"] = items[0]["id_number"][:17] + (
+        "1" if items[0]["id_number"][17] == "0" else "0"
+    )
     items[1].pop("amount_yuan", None)
     items[1]["amount_fen"] = 100.5
-    items[2]["account_no"] = items[2]["account_no"][:-1] + str((int(items[2]["account_no"][-1]) + 1) % 10)
+    items[2]["account_no"] = items[2]["account_no"][:-1] + str(
+        (int(items[2]["account_no"][-1]) + 1) % 10
+    )
     items[3]["name"] = "张\u0000三"
     r = api.post(body)
     assert r.status_code == 422
@@ -188,14 +194,22 @@ def test_reissue_of_failed_item(api: Api, ctx: Context) -> None:
     ok["items"][0]["reissue_of"] = {"batch_no": "B-9", "seq": 1}
     assert api.post(ok).status_code == 201, api.post(ok).text
     with ctx.sessions() as s:
-        states = dict(s.execute(select(PaymentItem.seq, PaymentItem.state).join(Batch).where(Batch.batch_no == "B-9")).all())
+        states = dict(
+            s.execute(
+                select(PaymentItem.seq, PaymentItem.state)
+                .join(Batch)
+                .where(Batch.batch_no == "B-9")
+            ).all()
+        )
         new = s.scalar(select(PaymentItem).join(Batch).where(Batch.batch_no == "B-11"))
         assert new is not None and new.reissue_of_id is not None
     assert states[1] == ItemState.REISSUED
     # twice: refused
     twice = payload("B-12", ps[:1])
     twice["items"][0]["reissue_of"] = {"batch_no": "B-9", "seq": 1}
-    assert {e["code"] for e in api.post(twice).json()["errors"]} == {"reissue_target_already_reissued"}
+    assert {e["code"] for e in api.post(twice).json()["errors"]} == {
+        "reissue_target_already_reissued"
+    }
     # another person cannot take a failed item's place
     _fail(ctx, "B-9", 2)
     other = payload("B-13", ps[2:3])
@@ -220,7 +234,8 @@ def test_rare_characters_stored_encrypted_and_intact(api: Api, ctx: Context) -> 
         rows = s.scalars(select(PaymentItem).order_by(PaymentItem.seq)).all()
         names = [ctx.pii.decrypt("name", r.name_enc) for r in rows]
         dump = "\n".join(
-            str(row) for table in ("payment_items", "batches", "item_events", "batch_events")
+            str(row)
+            for table in ("payment_items", "batches", "item_events", "batch_events")
             for row in s.execute(text(f"SELECT * FROM {table}")).all()  # noqa: S608
         )
     assert names == [p.name for p in ps]

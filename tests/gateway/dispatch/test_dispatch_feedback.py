@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def test_every_transition_has_an_event(ctx: Context, bank: Any) -> None:
                 )
             ]
             assert trail[0] == (None, "accepted")
-            for (_, a), (b, _) in zip(trail, trail[1:], strict=False):
+            for (_, a), (b, _) in itertools.pairwise(trail):
                 assert a == b  # an unbroken chain
             assert trail[-1][1] == item.state
 
@@ -156,7 +157,10 @@ def test_conflicting_result_is_recorded_not_applied(
         for r in parsed.items
     ]
     data = fileformat.render_result(
-        batch_serial=parsed.batch_serial, file_no=1, items=flipped, processing_date=dt.date(2026, 11, 28)
+        batch_serial=parsed.batch_serial,
+        file_no=1,
+        items=flipped,
+        processing_date=dt.date(2026, 11, 28),
     )
     applied = take_result_file(
         ctx, ctx.profiles["hnrcu"], "RET_late.txt", data, _bank_signed(dev_keys, data), "test"
@@ -199,7 +203,10 @@ def test_forged_result_file_is_refused(ctx: Context, bank: Any, tmp_path: Path) 
         for it in items
     ]
     data = fileformat.render_result(
-        batch_serial=serial or "", file_no=1, items=forged_items, processing_date=dt.date(2026, 11, 28)
+        batch_serial=serial or "",
+        file_no=1,
+        items=forged_items,
+        processing_date=dt.date(2026, 11, 28),
     )
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sig = sign_file(data, forger, "mockbank-dev")
@@ -227,8 +234,10 @@ def test_changed_host_key_refuses_to_connect_and_escalates(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    other = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    other = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     )
     wrong = tmp_path / "wrong_host.pub"
     wrong.write_bytes(other + b" impostor\n")

@@ -65,7 +65,12 @@ def test_rare_and_minority_names_accepted(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "code"),
-    [("", "name_empty"), ("张\x00三", "name_control_character"), ("张\u200b三", "name_control_character"), ("张\ue000", "name_private_use")],
+    [
+        ("", "name_empty"),
+        ("张\x00三", "name_control_character"),
+        ("张\u200b三", "name_control_character"),
+        ("张\ue000", "name_private_use"),
+    ],
 )
 def test_bad_names(name: str, code: str) -> None:
     assert name_problem(normalize_name(name)) == code

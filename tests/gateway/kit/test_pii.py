@@ -16,12 +16,17 @@ from gateway.kit.pii import (
 
 
 def cipher(current: str = "k1", **keys: bytes) -> PiiCipher:
-    return PiiCipher(master_keys=keys or {"k1": b"a" * 32}, current_key_id=current, index_key=b"i" * 32)
+    return PiiCipher(
+        master_keys=keys or {"k1": b"a" * 32}, current_key_id=current, index_key=b"i" * 32
+    )
 
 
 def test_round_trip_and_randomised() -> None:
     c = cipher()
-    a, b = c.encrypt("id_number", "430621199001011234"), c.encrypt("id_number", "430621199001011234")
+    a, b = (
+        c.encrypt("id_number", "430621199001011234"),
+        c.encrypt("id_number", "430621199001011234"),
+    )
     assert a != b
     assert a.startswith("k1:")
     assert "430621199001011234" not in a

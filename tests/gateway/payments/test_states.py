@@ -58,7 +58,9 @@ def test_paid_can_only_bounce() -> None:
 def test_unknown_outcome_never_goes_back_to_sending_without_inquiry() -> None:
     # from UNKNOWN the only way back to QUEUED (a resend) is an inquiry that proved absence
     assert item_next(ItemState.UNKNOWN, ItemEvent.CONFIRM_UNSENT) == ItemState.QUEUED
-    assert [e for (s, e) in ITEM_TRANSITIONS if s == ItemState.UNKNOWN and e == ItemEvent.PLAN] == []
+    assert [
+        e for (s, e) in ITEM_TRANSITIONS if s == ItemState.UNKNOWN and e == ItemEvent.PLAN
+    ] == []
 
 
 def test_item_sources() -> None:
@@ -75,7 +77,7 @@ def test_batch_path_and_finals() -> None:
     for e in (BatchEvent.ACCEPT, BatchEvent.PLAN, BatchEvent.ALL_DELIVERED, BatchEvent.ALL_FINAL):
         s = batch_next(s, e)
     assert s == BatchState.COMPLETED
-    for (state, _e) in BATCH_TRANSITIONS:
+    for state, _e in BATCH_TRANSITIONS:
         assert not state.is_final()
     with pytest.raises(InvalidTransitionError):
         batch_next(BatchState.REJECTED, BatchEvent.ACCEPT)
