@@ -12,8 +12,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.certs import init_dev_keys
-
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
 
 
@@ -23,6 +21,8 @@ def _backends() -> list[str]:
 
 @pytest.fixture(scope="session")
 def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gateway.certs import init_dev_keys
+
     directory = tmp_path_factory.mktemp("keys")
     init_dev_keys(directory)
     return directory

@@ -14,6 +14,7 @@ default ``postgresql://postgres@127.0.0.1:5432/postgres``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -141,22 +142,33 @@ def bench_backend(label: str, url: str, keys: Path, work: Path, raw: bytes) -> d
         )
         for r in rows
     ]
-    header = RequestHeader(
-        batch_serial=batch.serial or "",
-        file_no=1,
-        payer_account=batch.payer_account,
-        subsidy_code=batch.subsidy_code,
-        subsidy_name=batch.subsidy_name,
-        period=batch.period,
-        item_count=len(items),
-        total_fen=sum(i.amount_fen for i in items),
-        created_on=dt.date.today(),
-    )
+    per_file = profile.format.max_items_per_file
+    chunks = [items[i : i + per_file] for i in range(0, len(items), per_file)]
+
+    def header_for(file_no: int, chunk: list[RequestItem]) -> RequestHeader:
+        assert batch is not None
+        return RequestHeader(
+            batch_serial=batch.serial or "",
+            file_no=file_no,
+            payer_account=batch.payer_account,
+            subsidy_code=batch.subsidy_code,
+            subsidy_name=batch.subsidy_name,
+            period=batch.period,
+            item_count=len(chunk),
+            total_fen=sum(i.amount_fen for i in chunk),
+            created_on=dt.date.today(),
+        )
+
     t0 = time.perf_counter()
-    data = profile.format.render_request(header, items)
-    profile.signer.sign(data)
+    size = 0
+    for file_no, chunk in enumerate(chunks, start=1):
+        numbered = [dataclasses.replace(it, seq=n) for n, it in enumerate(chunk, start=1)]
+        data = profile.format.render_request(header_for(file_no, chunk), numbered)
+        profile.signer.sign(data)
+        size += len(data)
     out["render_sign_s"] = time.perf_counter() - t0
-    out["file_bytes"] = len(data)
+    out["file_bytes"] = size
+    out["files"] = len(chunks)
 
     t0 = time.perf_counter()
     assert plan_one(ctx, "bench")
@@ -170,26 +182,34 @@ def bench_backend(label: str, url: str, keys: Path, work: Path, raw: bytes) -> d
     from mock_bank.signing import load_private_key, sign_file
 
     now = dt.datetime(2026, 11, 28, 10, 0, 0)
-    results = [
-        fileformat.ResultItem(
-            sequence=i.seq,
-            item_serial=i.serial,
-            account_no=i.account_no,
-            amount_fen=i.amount_fen,
-            status="S" if i.seq % 50 else "F",
-            code="0000" if i.seq % 50 else "E104",
-            message="成功" if i.seq % 50 else "账户已销户",
-            bank_ref=f"MB{i.seq:012d}",
-            processed_at=now,
+    bank_key = load_private_key(keys / DEV_KEY_FILES.bank_signing_key)
+    signed = []
+    for file_no, chunk in enumerate(chunks, start=1):
+        results = [
+            fileformat.ResultItem(
+                sequence=n,
+                item_serial=i.serial,
+                account_no=i.account_no,
+                amount_fen=i.amount_fen,
+                status="S" if i.seq % 50 else "F",
+                code="0000" if i.seq % 50 else "E104",
+                message="成功" if i.seq % 50 else "账户已销户",
+                bank_ref=f"MB{i.seq:012d}",
+                processed_at=now,
+            )
+            for n, i in enumerate(chunk, start=1)
+        ]
+        result = fileformat.render_result(
+            batch_serial=batch.serial or "",
+            file_no=file_no,
+            items=results,
+            processing_date=now.date(),
         )
-        for i in items
-    ]
-    result = fileformat.render_result(
-        batch_serial=header.batch_serial, file_no=1, items=results, processing_date=now.date()
-    )
-    sig = sign_file(result, load_private_key(keys / DEV_KEY_FILES.bank_signing_key), "mockbank-dev")
+        signed.append((file_no, result, sign_file(result, bank_key, "mockbank-dev")))
     t0 = time.perf_counter()
-    applied = take_result_file(ctx, profile, "RET_bench.txt", result, sig, "bench")
+    applied = 0
+    for file_no, result, sig in signed:
+        applied += take_result_file(ctx, profile, f"RET_{file_no}.txt", result, sig, "bench") or 0
     out["apply_s"] = time.perf_counter() - t0
     assert applied == N, applied
     ctx.close()
@@ -265,7 +285,10 @@ def main() -> None:
     else:
         print("PostgreSQL not reachable: skipping its figures and the COPY baseline\n")
     for r in results:
-        print(f"== {r['backend']} ({r['items']:,} items, bank file {r['file_bytes'] / 1e6:.1f} MB)")
+        print(
+            f"== {r['backend']} ({r['items']:,} items, {r['files']} bank files,"
+            f" {r['file_bytes'] / 1e6:.1f} MB)"
+        )
         print(f"  intake (stream, validate, encrypt, bulk insert) {rate(N, r['intake_s'])}")
         print(f"  render + sign bank file                          {rate(N, r['render_sign_s'])}")
         print(f"  plan step (decrypt, render, sign, persist)       {rate(N, r['plan_s'])}")
