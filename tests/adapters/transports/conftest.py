@@ -199,11 +199,15 @@ class SftpTestServer:
         self._thread.start()
 
     def _serve(self) -> None:
+        self._listener.settimeout(0.05)  # poll, so that stop() is noticed promptly
         while not self._stopping.is_set():
             try:
                 conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)
             transport = paramiko.Transport(conn)
             transport.add_server_key(self.host_key)
             session = _Session(self)
@@ -215,11 +219,11 @@ class SftpTestServer:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._thread.join(timeout=5)
         with contextlib.suppress(OSError):
             self._listener.close()
         for transport in self._transports:
             transport.close()
-        self._thread.join(timeout=5)
 
 
 def load_host_key(dev_keys: Path) -> paramiko.PKey:
