@@ -177,6 +177,10 @@ class BankFormat(Protocol):
 
     def is_result_file_name(self, name: str) -> bool: ...
 
+    def parse_result_file_name(self, name: str) -> tuple[str, int] | None:
+        """``(batch serial, file number)`` a result file's name claims, or None."""
+        ...
+
     def signature_name(self, file_name: str) -> str: ...
 
 

@@ -95,10 +95,6 @@ class Layout:
             slices[f.name] = slice(start, start + f.width)
             start += f.width
         self.slices = slices
-        self.by_name = {f.name: f for f in fields}
-
-    def width(self, name: str) -> int:
-        return self.by_name[name].width
 
     def split(self, line: bytes, line_no: int) -> dict[str, bytes]:
         if len(line) != self.length:

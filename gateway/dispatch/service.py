@@ -287,12 +287,12 @@ def _deliver(
         if _verified_on_far_side(t, profile.inbox, name, sha, size):
             log.info("dispatch.found_on_far_side", file=name)
             return False
+        # The signature was made once, at planning time, so every attempt uploads the same
+        # bytes: one already there from an earlier attempt is ours; anything else is not.
         if t.stat(profile.inbox, sig_name) is None:
             t.put_atomic(profile.inbox, sig_name, signature)
         elif t.get(profile.inbox, sig_name) != signature:
-            # an earlier attempt's signature of these same bytes is there: a signature is
-            # valid for the file, so leave it rather than rename over it
-            log.info("dispatch.signature_present", file=sig_name)
+            raise _FarSideConflictError(f"{sig_name} on the far side is not our signature")
         t.put_atomic(profile.inbox, name, data)
         _crash_point(ctx, "after_upload")
         if not _verified_on_far_side(t, profile.inbox, name, sha, size):

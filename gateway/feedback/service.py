@@ -37,7 +37,6 @@ from gateway.kit.db import session_scope
 from gateway.kit.leases import claim_job, release_job
 from gateway.kit.logging import get_logger
 from gateway.kit.pii import PiiCipher
-from gateway.kit.retry import retry_never_sent
 from gateway.payments.states import (
     FileState,
     InvalidTransitionError,
@@ -77,7 +76,7 @@ def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
             return out
     try:
         fmt = profile.format
-        with retry_never_sent(profile.open_transport) as t:
+        with profile.open_transport() as t:
             listing = {r.name: r for r in t.list(profile.outbox)}
             names = sorted(
                 n
@@ -137,7 +136,14 @@ def take_result_file(
     parsed: ResultFile | None = None
     try:
         profile.signer.verify(data, signature)
-        parsed = profile.format.parse_result(data)
+        candidate = profile.format.parse_result(data)
+        claimed = profile.format.parse_result_file_name(name)
+        if claimed is not None and claimed != (candidate.batch_serial, candidate.file_no):
+            raise FormatError(
+                f"{name} names batch {claimed[0]} file {claimed[1]} but carries "
+                f"batch {candidate.batch_serial} file {candidate.file_no}"
+            )
+        parsed = candidate
     except (SignatureError, FormatError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     try:

@@ -282,3 +282,41 @@ def test_split_into_files_when_the_bank_caps_items(ctx: Context, bank: Any) -> N
         files = s.scalars(select(OutboundFile).order_by(OutboundFile.file_no)).all()
     assert [(f.file_no, f.item_count) for f in files] == [(1, 5), (2, 5), (3, 2)]
     assert bank.ledger.summary()["double_credits"] == 0
+
+
+def test_result_under_another_files_name_refused(ctx: Context, bank: Any, dev_keys: Path) -> None:
+    from mock_bank import fileformat
+
+    bank.stop()
+    submit(ctx, payload("D-10", PEOPLE[:2]))
+    plan_one(ctx, "t")
+    with ctx.sessions() as s:
+        items = s.scalars(select(PaymentItem).order_by(PaymentItem.seq)).all()
+        serial = s.scalar(select(Batch.serial)) or ""
+    data = fileformat.render_result(
+        batch_serial=serial,
+        file_no=1,
+        items=[
+            fileformat.ResultItem(
+                sequence=it.seq,
+                item_serial=it.serial,
+                account_no=ctx.pii.decrypt("account_no", it.account_enc),
+                amount_fen=it.amount_fen,
+                status="S",
+                code="0000",
+                message="成功",
+                bank_ref=f"R{it.seq}",
+                processed_at=dt.datetime(2026, 11, 28, 10, 0, 0),
+            )
+            for it in items
+        ],
+        processing_date=dt.date(2026, 11, 28),
+    )
+    sig = _bank_signed(dev_keys, data)
+    profile = ctx.profiles["hnrcu"]
+    other = "RET_0000000000000000_01.txt"
+    assert take_result_file(ctx, profile, other, data, sig, "t") == -1
+    assert states(ctx) == {"queued": 2}
+    with ctx.sessions() as s:
+        error = s.scalar(select(InboundFile.error)) or ""
+    assert "names batch 0000000000000000" in error
