@@ -216,7 +216,7 @@ class IntakeService:
                         Problem(
                             "item_count",
                             "count_mismatch",
-                            detail=f"items {run.count}, header {header.item_count}",
+                            detail=f"{run.count} ≠ {header.item_count}",
                         )
                     )
                 if run.total != header.total_fen:
@@ -224,7 +224,7 @@ class IntakeService:
                         Problem(
                             "total_amount",
                             "total_mismatch",
-                            detail=f"items {run.total} fen, header {header.total_fen} fen",
+                            detail=f"{run.total} ≠ {header.total_fen}",
                         )
                     )
             if run.problems:

@@ -39,7 +39,7 @@ def next_attempt_at(
     """When to try again after ``attempt`` failed attempts (honours a bank's Retry-After)."""
     state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = max(1, attempt)
-    delay = wait_exponential_jitter(multiplier=initial, max=maximum)(state)
+    delay = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)(state)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return utcnow() + dt.timedelta(seconds=delay)

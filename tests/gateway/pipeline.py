@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from gateway.batches.models import PaymentItem
 from gateway.batches.service import IntakeService
 from gateway.context import Context
-from gateway.payments.states import ItemState
+from gateway.dispatch.models import OutboundFile
+from gateway.payments.states import FileState, ItemState
 from gateway.worker import run_cycle
 
 
@@ -35,13 +36,24 @@ def states(ctx: Context) -> dict[str, int]:
         }
 
 
+def files_settled(ctx: Context) -> bool:
+    """No outbound file still waits for delivery or an inquiry."""
+    with ctx.sessions() as s:
+        waiting = s.scalar(
+            select(func.count())
+            .select_from(OutboundFile)
+            .where(OutboundFile.state.in_([FileState.PLANNED, FileState.UNKNOWN]))
+        )
+    return not waiting
+
+
 def drive(ctx: Context, owner: str = "test-worker", timeout: float = 30.0) -> dict[str, int]:
-    """Run worker cycles until every item is final (or raise)."""
+    """Run worker cycles until every item is final and every file settled (or raise)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run_cycle(ctx, owner)
         now = states(ctx)
-        if now and all(ItemState(s).is_final() for s in now):
+        if now and all(ItemState(s).is_final() for s in now) and files_settled(ctx):
             return now
         time.sleep(0.05)
     raise AssertionError(f"items not final after {timeout}s: {states(ctx)}")
