@@ -128,6 +128,34 @@ def _bank_signed(keys: Path, data: bytes) -> bytes:
     return sign_file(data, load_private_key(keys / DEV_KEY_FILES.bank_signing_key), "mockbank-dev")
 
 
+def _paid_result_for_queued_items(ctx: Context) -> bytes:
+    """A result file reporting every stored item paid (bytes from the mock bank's codec)."""
+    from mock_bank import fileformat
+
+    with ctx.sessions() as s:
+        items = s.scalars(select(PaymentItem).order_by(PaymentItem.seq)).all()
+        serial = s.scalar(select(Batch.serial)) or ""
+    return fileformat.render_result(
+        batch_serial=serial,
+        file_no=1,
+        items=[
+            fileformat.ResultItem(
+                sequence=it.seq,
+                item_serial=it.serial,
+                account_no=ctx.pii.decrypt("account_no", it.account_enc),
+                amount_fen=it.amount_fen,
+                status="S",
+                code="0000",
+                message="成功",
+                bank_ref=f"R{it.seq}",
+                processed_at=dt.datetime(2026, 11, 28, 10, 0, 0),
+            )
+            for it in items
+        ],
+        processing_date=dt.date(2026, 11, 28),
+    )
+
+
 def _result_lines(bank: Any) -> tuple[str, list[bytes]]:
     name = next(p.name for p in bank.outbox.iterdir() if p.name.endswith(".txt"))
     return name, (bank.outbox / name).read_bytes().split(b"\r\n")
@@ -179,35 +207,12 @@ def test_forged_result_file_is_refused(ctx: Context, bank: Any, tmp_path: Path) 
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from mock_bank import fileformat
     from mock_bank.signing import sign_file
 
     bank.stop()  # the bank never answers: the forger tries to
     submit(ctx, payload("D-5", PEOPLE[:2]))
     plan_one(ctx, "t")
-    with ctx.sessions() as s:
-        items = s.scalars(select(PaymentItem).order_by(PaymentItem.seq)).all()
-        serial = s.scalar(select(Batch.serial))
-    forged_items = [
-        fileformat.ResultItem(
-            sequence=it.seq,
-            item_serial=it.serial,
-            account_no=ctx.pii.decrypt("account_no", it.account_enc),
-            amount_fen=it.amount_fen,
-            status="S",
-            code="0000",
-            message="成功",
-            bank_ref=f"FORGED{it.seq}",
-            processed_at=dt.datetime(2026, 11, 28, 10, 0, 0),
-        )
-        for it in items
-    ]
-    data = fileformat.render_result(
-        batch_serial=serial or "",
-        file_no=1,
-        items=forged_items,
-        processing_date=dt.date(2026, 11, 28),
-    )
+    data = _paid_result_for_queued_items(ctx)
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sig = sign_file(data, forger, "mockbank-dev")
     assert take_result_file(ctx, ctx.profiles["hnrcu"], "RET_x.txt", data, sig, "t") == -1
@@ -285,33 +290,10 @@ def test_split_into_files_when_the_bank_caps_items(ctx: Context, bank: Any) -> N
 
 
 def test_result_under_another_files_name_refused(ctx: Context, bank: Any, dev_keys: Path) -> None:
-    from mock_bank import fileformat
-
     bank.stop()
     submit(ctx, payload("D-10", PEOPLE[:2]))
     plan_one(ctx, "t")
-    with ctx.sessions() as s:
-        items = s.scalars(select(PaymentItem).order_by(PaymentItem.seq)).all()
-        serial = s.scalar(select(Batch.serial)) or ""
-    data = fileformat.render_result(
-        batch_serial=serial,
-        file_no=1,
-        items=[
-            fileformat.ResultItem(
-                sequence=it.seq,
-                item_serial=it.serial,
-                account_no=ctx.pii.decrypt("account_no", it.account_enc),
-                amount_fen=it.amount_fen,
-                status="S",
-                code="0000",
-                message="成功",
-                bank_ref=f"R{it.seq}",
-                processed_at=dt.datetime(2026, 11, 28, 10, 0, 0),
-            )
-            for it in items
-        ],
-        processing_date=dt.date(2026, 11, 28),
-    )
+    data = _paid_result_for_queued_items(ctx)
     sig = _bank_signed(dev_keys, data)
     profile = ctx.profiles["hnrcu"]
     other = "RET_0000000000000000_01.txt"
