@@ -28,7 +28,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 
 class AdapterError(Exception):
@@ -147,6 +147,28 @@ class ResultFile:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountEntry:
+    """One booked entry on the payer account (camt.054 ``Ntry``, a statement line)."""
+
+    account: str
+    amount_fen: int
+    direction: Literal["debit", "credit"]
+    booked_on: dt.date
+    bank_ref: str
+    batch_serial: str | None = None
+    file_no: int | None = None
+    details: Sequence[tuple[str, int]] = field(default_factory=tuple)  # (item serial, fen)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountNotice:
+    """A debit/credit notification (camt.054) or statement for the payer account."""
+
+    message_id: str
+    entries: Sequence[AccountEntry] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteFile:
     name: str
     size: int
@@ -184,6 +206,17 @@ class BankFormat(Protocol):
     def signature_name(self, file_name: str) -> str: ...
 
 
+@runtime_checkable
+class AccountNoticeFormat(Protocol):
+    """A format whose bank also sends account notifications (e.g. ISO 20022 camt.054)."""
+
+    def is_account_notice_name(self, name: str) -> bool: ...
+
+    def parse_account_notice(self, data: bytes) -> AccountNotice:
+        """Parse a notification; raises FormatError when it does not follow the format."""
+        ...
+
+
 class Signer(Protocol):
     """Signs our outgoing files and verifies the bank's (detached signatures)."""
 
@@ -214,3 +247,87 @@ class FileTransport(Protocol):
     def list(self, directory: str) -> list[RemoteFile]: ...
 
     def remove(self, directory: str, name: str) -> None: ...
+
+
+# --- bank APIs (HTTPS) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAck:
+    """The bank took a submission (or had taken it: ``replayed``)."""
+
+    batch_serial: str
+    file_no: int
+    accepted_at: str
+    replayed: bool = False
+
+
+class ApiItemStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    RETURNED = "returned"  # 退票: paid, then the money came back
+
+
+@dataclass(frozen=True, slots=True)
+class ApiItemResult:
+    serial: str
+    status: ApiItemStatus
+    bank_code: str
+    bank_message: str
+    amount_fen: int
+    bank_ref: str
+    processed_at: dt.datetime | None
+    returned_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiStatus:
+    """The bank's answer to a status inquiry (verified, parsed)."""
+
+    batch_serial: str
+    file_no: int
+    completed: bool
+    items: Sequence[ApiItemResult] = field(default_factory=tuple)
+    raw: bytes = b""  # the exact signed response body, kept as evidence
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackHint:
+    """A verified callback: only a reason to inquire, never a result in itself."""
+
+    event_id: str
+    event: str
+    batch_serial: str
+    file_no: int
+    nonce: str
+    timestamp: int
+
+
+class BankApi(Protocol):
+    """A bank reached through an HTTPS API (mutual TLS, signed requests and responses).
+
+    ``render_submission`` fixes the exact body bytes at planning time (encrypted where the
+    profile says so); ``submit`` sends those bytes with a fresh timestamp, nonce and
+    signature under the same idempotency key on every attempt."""
+
+    def render_submission(self, header: RequestHeader, items: Iterable[RequestItem]) -> bytes: ...
+
+    def request_id(self, batch_serial: str, file_no: int) -> str: ...
+
+    def submit(self, request_id: str, body: bytes) -> ApiAck:
+        """Raises NeverSentError, OutcomeUnknownError (5xx, timeout after sending, bad
+        response signature) or RejectedError (4xx other than 429, which is a
+        TransportError with ``retry_after``)."""
+        ...
+
+    def inquire(self, batch_serial: str, file_no: int) -> ApiStatus | None:
+        """The bank's status of a submission; None when the bank says it never took it."""
+        ...
+
+    def verify_callback(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> CallbackHint:
+        """Check the bank's signature over the raw body and the timestamp window; raise
+        SignatureError otherwise. The caller checks the nonce against its replay store."""
+        ...
