@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.dispatch.calendar import WorkingCalendar
 from gateway.kit.db import make_engine, make_session_factory
 from gateway.kit.pii import PiiCipher
 from gateway.profiles import BankProfile, load_profiles
@@ -21,6 +22,7 @@ class Context:
     sessions: sessionmaker[Session]
     pii: PiiCipher
     profiles: dict[str, BankProfile] = field(default_factory=dict)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> Context:
@@ -32,6 +34,7 @@ class Context:
             sessions=make_session_factory(engine),
             pii=settings.pii,
             profiles=load_profiles(settings.bank_profiles_file),
+            calendar=WorkingCalendar.from_file(settings.calendar_file),
         )
 
     def close(self) -> None:

@@ -9,11 +9,12 @@ from gateway.batches.models import (
     PaymentItem,
 )
 from gateway.dispatch.models import OutboundFile
-from gateway.feedback.models import InboundFile, ItemResult, OperatorCase
+from gateway.feedback.models import AccountEntryRecord, InboundFile, ItemResult, OperatorCase
 from gateway.kit.db import Base
 from gateway.kit.leases import JobLease
 
 __all__ = [
+    "AccountEntryRecord",
     "Base",
     "Batch",
     "BatchError",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.dispatch.calendar import BankHours
 from gateway.ports import BankFormat, FileTransport, Signer
 
 _PATH_KEYS = {"own_key", "peer_public_key", "client_key", "host_public_key"}
@@ -37,6 +38,7 @@ class BankProfile:
     paid_codes: frozenset[str]
     inbox: str
     outbox: str
+    hours: BankHours = field(default_factory=BankHours)
     _format: BankFormat | None = field(default=None, repr=False)
     _signer: Signer | None = field(default=None, repr=False)
 
@@ -101,6 +103,7 @@ def load_profiles(
                 paid_codes=frozenset(raw.get("paid_codes", ["0000"])),
                 inbox=str(transport.pop("inbox", "/inbox")),
                 outbox=str(transport.pop("outbox", "/outbox")),
+                hours=BankHours.parse(raw.get("cutoff", "16:00"), bool(raw.get("every_day"))),
             )
         except KeyError as exc:
             raise ProfileError(f"bank profile {name!r} has no {exc.args[0]!r} section") from None

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     signature_window_seconds: int = 300
 
     bank_profiles_file: Path = Path("deploy/banks.example.toml")
+    # official holiday schedules for years the calendar package does not know yet
+    calendar_file: Path | None = None
 
     log_json: bool = True
     log_level: str = "INFO"

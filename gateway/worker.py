@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway.auth.hmac_auth import purge_nonces
 from gateway.batches.models import Batch
 from gateway.context import Context
-from gateway.dispatch.service import deliver_one, plan_one
+from gateway.dispatch.service import deliver_one, plan_one, settle_dispatch_days
 from gateway.feedback.service import poll_profile
 from gateway.kit.db import session_scope
 from gateway.kit.logging import correlation, get_logger
@@ -48,6 +48,7 @@ def run_cycle(ctx: Context, owner: str) -> CycleReport:
     """One pass over every kind of work; returns what was done."""
     report = CycleReport()
     with correlation("plan"):
+        settle_dispatch_days(ctx)
         while plan_one(ctx, owner):
             report.planned += 1
     with correlation("deliver"):

@@ -78,7 +78,7 @@ async def submit_batch(request: Request) -> JSONResponse:
             spool.write(chunk)
         sha = digest.hexdigest()
         client_id = await run_in_threadpool(_authenticate, request, sha)
-        service = IntakeService(ctx.sessions, ctx.pii, ctx.profiles)
+        service = IntakeService(ctx.sessions, ctx.pii, ctx.profiles, ctx.calendar)
         try:
             answer = await run_in_threadpool(service.submit, client_id, spool, sha)
         except MalformedRequestError as exc:

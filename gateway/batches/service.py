@@ -35,6 +35,7 @@ from gateway.batches.validation import (
     validate_header,
     validate_item,
 )
+from gateway.dispatch.calendar import UnknownYearError, WorkingCalendar, dispatch_day
 from gateway.kit.clock import china_today, utcnow
 from gateway.kit.ids import item_serial, new_batch_serial
 from gateway.kit.logging import get_logger
@@ -114,10 +115,12 @@ class IntakeService:
         session_factory: sessionmaker[Session],
         pii: PiiCipher,
         profiles: dict[str, BankProfile],
+        calendar: WorkingCalendar | None = None,
     ) -> None:
         self.sf = session_factory
         self.pii = pii
         self.profiles = profiles
+        self.calendar = calendar or WorkingCalendar()
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -468,6 +471,12 @@ class IntakeService:
         batch.state = BatchState.ACCEPTED
         batch.item_count = run.count
         batch.total_fen = run.total
+        if run.profile is not None:
+            try:
+                batch.dispatch_on = dispatch_day(now, run.profile.hours, self.calendar)
+            except UnknownYearError as exc:
+                # accepted all the same; the planner holds it and opens an operator case
+                log.error("calendar.unknown_year", batch_no=batch.batch_no, year=exc.year)
         session.add_all(
             [
                 BatchEventRecord(

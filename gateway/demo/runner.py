@@ -88,6 +88,9 @@ def write_profiles(workdir: Path, keys: Path, sftp_port: int) -> Path:
 display_name = "湖南农信（模拟银行）"
 accounts_are_cards = true
 paid_codes = ["0000"]
+# the mock bank works every day at any hour, so the demo never waits for a business day
+every_day = true
+cutoff = "none"
 
 [profiles.hnrcu.format]
 format = "fw-gb18030-v1"

@@ -54,3 +54,6 @@ class OutboundFile(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # API banks: when to ask the bank for this submission's status next (None: nothing to ask)
+    next_poll_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    polls: Mapped[int] = mapped_column(Integer, default=0)

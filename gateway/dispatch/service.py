@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.batches.models import Batch, PaymentItem
 from gateway.context import Context
+from gateway.dispatch.calendar import UnknownYearError, dispatch_day
 from gateway.dispatch.models import OutboundFile
 from gateway.feedback.models import OperatorCase
 from gateway.kit.clock import china_today, utcnow
@@ -113,13 +114,55 @@ def _claim(
     return None
 
 
+def settle_dispatch_days(ctx: Context) -> int:
+    """Give a business day to accepted batches that have none yet (their year was unknown
+    to the calendar when they arrived). A year still unknown keeps them waiting, with one
+    open operator case per batch saying what to load. Returns how many were settled."""
+    settled = 0
+    with session_scope(ctx.sessions) as session:
+        waiting = session.scalars(
+            select(Batch).where(Batch.state == BatchState.ACCEPTED, Batch.dispatch_on.is_(None))
+        ).all()
+        for batch in waiting:
+            profile = ctx.profiles.get(batch.bank_profile)
+            if profile is None:
+                continue
+            try:
+                batch.dispatch_on = dispatch_day(batch.received_at, profile.hours, ctx.calendar)
+                settled += 1
+            except UnknownYearError as exc:
+                open_case = session.scalar(
+                    select(OperatorCase.id).where(
+                        OperatorCase.batch_id == batch.id,
+                        OperatorCase.kind == "calendar_unknown_year",
+                        OperatorCase.state == "open",
+                    )
+                )
+                if open_case is None:
+                    session.add(
+                        OperatorCase(
+                            kind="calendar_unknown_year",
+                            batch_id=batch.id,
+                            summary=f"工作日历缺少{exc.year}年的官方节假日安排，批次暂不发送；"
+                            f"请在日历配置文件中加载{exc.year}年安排",
+                            evidence=str(exc),
+                        )
+                    )
+                    log.error("calendar.unknown_year", batch_no=batch.batch_no, year=exc.year)
+    return settled
+
+
 def plan_one(ctx: Context, owner: str) -> bool:
     """Plan one accepted batch; True when something was done."""
     now = utcnow()
     with ctx.sessions() as session:
         query = (
             select(Batch.id)
-            .where(Batch.state == BatchState.ACCEPTED, _lease_free(Batch, now))  # type: ignore[arg-type]
+            .where(
+                Batch.state == BatchState.ACCEPTED,
+                Batch.dispatch_on <= china_today(),
+                _lease_free(Batch, now),  # type: ignore[arg-type]
+            )
             .order_by(Batch.id)
             .limit(5)
         )

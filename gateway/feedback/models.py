@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.batches.models import BigId
@@ -23,6 +34,8 @@ class InboundFile(Base):
     file_name: Mapped[str] = mapped_column(String(128), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
+    # result | account_notice | api_status
+    kind: Mapped[str] = mapped_column(String(20), default="result")
     state: Mapped[str] = mapped_column(String(20))  # applied | rejected
     error: Mapped[str | None] = mapped_column(Text)
     batch_serial: Mapped[str | None] = mapped_column(String(16))
@@ -62,6 +75,7 @@ class OperatorCase(Base):
     kind: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(20), default="open")
     item_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     outbound_file_id: Mapped[int | None] = mapped_column(BigInteger)
     inbound_file_id: Mapped[int | None] = mapped_column(BigInteger)
     summary: Mapped[str] = mapped_column(Text)
@@ -69,3 +83,23 @@ class OperatorCase(Base):
     opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     closed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class AccountEntryRecord(Base):
+    """A booked entry on the payer account as the bank notified it (camt.054, statement):
+    an append-only fact for reconciliation."""
+
+    __tablename__ = "account_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bank_profile: Mapped[str] = mapped_column(String(32))
+    inbound_file_id: Mapped[int] = mapped_column(ForeignKey("inbound_files.id"), index=True)
+    account: Mapped[str] = mapped_column(String(32))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    direction: Mapped[str] = mapped_column(String(6))  # debit | credit
+    booked_on: Mapped[dt.date] = mapped_column(Date)
+    bank_ref: Mapped[str] = mapped_column(String(64))
+    batch_serial: Mapped[str | None] = mapped_column(String(16), index=True)
+    file_no: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[list[Any] | None] = mapped_column(JSON)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
