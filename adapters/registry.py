@@ -8,6 +8,10 @@ Accepted configuration::
 
     format     {"format": "fw-gb18030-v1", "max_items_per_file": 50000}
                max_items_per_file is optional (default 50000)
+               {"format": "iso20022-v1", "bank_id": "HNRCU", "payer_name": "...",
+                "max_items_per_file": 50000}
+               bank_id (DbtrAgt id, 1…35 characters) is required; payer_name (used when
+               the request header has none) and max_items_per_file are optional
 
     crypto     {"crypto": "rsa-pss-sha256", "own_key": "<path, PEM PKCS#8 private key>",
                 "own_key_id": "<key-id written to our .sig files>",
@@ -20,6 +24,19 @@ Accepted configuration::
                 "timeout": 30.0, "operation_timeout": 60.0, "max_file_bytes": 268435456}
                port, timeout, operation_timeout and max_file_bytes are optional
 
+    api        {"api": "openapi-v1", "base_url": "https://host[:port]", "client_id": "...",
+                "client_cert": "<path, PEM>", "client_key": "<path, PEM>",
+                "server_ca": "<path, PEM: the only trust anchor for the bank's server>",
+                "connect_timeout": 10.0, "read_timeout": 60.0, "write_timeout": 60.0,
+                "encrypt": "none" | "SM4-CBC", "sm4_key_id": "...",
+                "sm4_key_file": "<path, 32 hex digits>", "payer_name": "...",
+                "max_items_per_request": 50000, "max_response_bytes": 67108864,
+                "crypto": {<the profile's [crypto] table>}}
+               api defaults to "openapi-v1"; sm4_key_id and sm4_key_file are required with
+               (and refused without) encrypt = "SM4-CBC"; payer_name (used when the request
+               header has none), the timeouts and the limits are optional; crypto is checked
+               by adapters.crypto.config (own_key, own_key_id and peer_public_key needed)
+
 Relative paths are resolved against ``base_dir`` when given (e.g. the profile's directory).
 ``build_transport`` returns an unconnected transport; use it as a context manager.
 """
@@ -30,10 +47,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from adapters.crypto.detached import RSA_PSS_SHA256, DetachedSigner
+from adapters.api.openapi import OpenApiBank, Sm4Encryption
+from adapters.api.tls import build_client_ssl_context
+from adapters.crypto.config import CRYPTO_PROFILES, build_detached_signer
+from adapters.crypto.raw import build_raw_signer, build_raw_verifier
 from adapters.formats.fixed_width import FixedWidthGb18030Format
+from adapters.formats.iso20022 import Iso20022Format
 from adapters.transports.sftp import DEFAULT_MAX_FILE_BYTES, SftpTransport
-from gateway.ports import BankFormat, FileTransport, Signer
+from gateway.ports import BankApi, BankFormat, FileTransport, Signer
 
 _T = TypeVar("_T")
 
@@ -139,8 +160,18 @@ def _fw_gb18030_v1(cfg: _Config, base_dir: Path | None) -> BankFormat:
     return fmt
 
 
+def _iso20022_v1(cfg: _Config, base_dir: Path | None) -> BankFormat:
+    fmt: BankFormat = Iso20022Format(
+        bank_id=cfg.text("bank_id"),
+        payer_name=cfg.optional_text("payer_name") or "",
+        max_items_per_file=cfg.integer("max_items_per_file", 50_000),
+    )
+    return fmt
+
+
 FORMATS: dict[str, Callable[[_Config, Path | None], BankFormat]] = {
     "fw-gb18030-v1": _fw_gb18030_v1,
+    "iso20022-v1": _iso20022_v1,
 }
 
 
@@ -152,19 +183,14 @@ def build_format(config: Mapping[str, object], *, base_dir: Path | None = None) 
 # --- crypto ------------------------------------------------------------------------------
 
 
-def _rsa_pss_sha256(cfg: _Config, base_dir: Path | None) -> Signer:
-    signer: Signer = DetachedSigner(
-        RSA_PSS_SHA256,
-        cfg.read("own_key", base_dir),
-        cfg.text("own_key_id"),
-        cfg.read("peer_public_key", base_dir),
-        peer_key_id=cfg.optional_text("peer_key_id"),
-    )
+def _crypto_profile(cfg: _Config, base_dir: Path | None) -> Signer:
+    cfg.used.update(cfg.raw)  # adapters.crypto.config checks every key itself
+    signer: Signer = build_detached_signer(cfg.raw, base_dir=base_dir)
     return signer
 
 
 CRYPTO: dict[str, Callable[[_Config, Path | None], Signer]] = {
-    "rsa-pss-sha256": _rsa_pss_sha256,
+    name: _crypto_profile for name in CRYPTO_PROFILES
 }
 
 
@@ -206,3 +232,92 @@ TRANSPORTS: dict[str, Callable[[_Config, Path | None], FileTransport]] = {
 def build_transport(config: Mapping[str, object], *, base_dir: Path | None = None) -> FileTransport:
     """An unconnected file transport from ``{"transport": name, ...}``."""
     return _build("transport", config, TRANSPORTS, base_dir)
+
+
+# --- bank APIs ---------------------------------------------------------------------------
+
+_ENCRYPT_MODES = ("none", "SM4-CBC")
+
+
+def _positive(cfg: _Config, key: str, default: float) -> float:
+    value = cfg.number(key, default)
+    if not 0 < value < float("inf"):
+        raise cfg.error(f"{key!r} must be a positive number of seconds")
+    return value
+
+
+def _sm4_key(cfg: _Config, base_dir: Path | None) -> bytes:
+    text = cfg.read("sm4_key_file", base_dir).decode("ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise cfg.error("'sm4_key_file' must hold the key as 32 hex digits") from None
+    if len(key) != 16:
+        raise cfg.error(f"'sm4_key_file' holds {len(key)} bytes; an SM4 key is 16")
+    return key
+
+
+def _openapi_v1(cfg: _Config, base_dir: Path | None) -> BankApi:
+    crypto = cfg.raw.get("crypto")
+    cfg.used.add("crypto")
+    if not isinstance(crypto, Mapping):
+        raise cfg.error("'crypto' must be the profile's [crypto] table")
+    signer = build_raw_signer(crypto, base_dir=base_dir)
+    verifier = build_raw_verifier(crypto, base_dir=base_dir)
+    encrypt = cfg.optional_text("encrypt") or "none"
+    if encrypt not in _ENCRYPT_MODES:
+        raise cfg.error(f"'encrypt' must be one of {', '.join(_ENCRYPT_MODES)}, not {encrypt!r}")
+    encryption: Sm4Encryption | None = None
+    if encrypt == "SM4-CBC":
+        encryption = Sm4Encryption(key_id=cfg.text("sm4_key_id"), key=_sm4_key(cfg, base_dir))
+    else:
+        for key in ("sm4_key_id", "sm4_key_file"):
+            if key in cfg.raw:
+                raise cfg.error(f"{key!r} is only for encrypt = 'SM4-CBC'")
+    client_cert = cfg.path("client_cert", base_dir)
+    client_key = cfg.path("client_key", base_dir)
+    for key, path in (("client_cert", client_cert), ("client_key", client_key)):
+        if not path.is_file():
+            raise cfg.error(f"{key!r}: {path} is not a readable file")
+    server_ca = cfg.read("server_ca", base_dir)
+    max_items = cfg.integer("max_items_per_request", 50_000)
+    if max_items < 1:
+        raise cfg.error("'max_items_per_request' must be at least 1")
+    base_url = cfg.text("base_url")
+    client_id = cfg.text("client_id")
+    payer_name = cfg.optional_text("payer_name")
+    connect_timeout = _positive(cfg, "connect_timeout", 10.0)
+    read_timeout = _positive(cfg, "read_timeout", 60.0)
+    write_timeout = _positive(cfg, "write_timeout", 60.0)
+    max_response_bytes = cfg.integer("max_response_bytes", 64 * 1024 * 1024)
+    cfg.check_unknown()  # before the client (and its connection pool) exists
+    ssl_context = build_client_ssl_context(
+        client_cert=client_cert, client_key=client_key, server_ca_pem=server_ca
+    )
+    api: BankApi = OpenApiBank(
+        base_url=base_url,
+        client_id=client_id,
+        ssl_context=ssl_context,
+        signer=signer,
+        verifier=verifier,
+        payer_name=payer_name,
+        encryption=encryption,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        write_timeout=write_timeout,
+        max_items_per_request=max_items,
+        max_response_bytes=max_response_bytes,
+    )
+    return api
+
+
+BANK_APIS: dict[str, Callable[[_Config, Path | None], BankApi]] = {
+    "openapi-v1": _openapi_v1,
+}
+
+
+def build_bank_api(config: Mapping[str, object], *, base_dir: Path | None = None) -> BankApi:
+    """A bank API client from the profile's ``[api]`` table plus ``"crypto"``: its
+    ``[crypto]`` table. ``{"api": name}`` defaults to ``openapi-v1``. Close it when done
+    (``OpenApiBank.close``)."""
+    return _build("api", {"api": "openapi-v1", **config}, BANK_APIS, base_dir)

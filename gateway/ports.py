@@ -96,6 +96,7 @@ class RequestHeader:
     item_count: int
     total_fen: int
     created_on: dt.date
+    payer_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

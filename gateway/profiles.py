@@ -17,9 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway.dispatch.calendar import BankHours
-from gateway.ports import BankFormat, FileTransport, Signer
+from gateway.ports import BankApi, BankFormat, FileTransport, Signer
 
-_PATH_KEYS = {"own_key", "peer_public_key", "client_key", "host_public_key"}
+_PATH_KEYS = {
+    "own_key",
+    "peer_public_key",
+    "client_key",
+    "host_public_key",
+    "client_cert",
+    "server_ca",
+    "sm4_key_file",
+}
 
 
 class ProfileError(ValueError):
@@ -28,6 +36,9 @@ class ProfileError(ValueError):
 
 @dataclass
 class BankProfile:
+    """One paying bank: either a *file* bank (format + signer + SFTP transport) or an *api*
+    bank (HTTPS open API with its own signing)."""
+
     name: str
     display_name: str
     accounts_are_cards: bool
@@ -39,8 +50,24 @@ class BankProfile:
     inbox: str
     outbox: str
     hours: BankHours = field(default_factory=BankHours)
+    kind: str = "file"  # file | api
+    api_config: dict[str, Any] = field(default_factory=dict)
+    poll_seconds: float = 5.0
     _format: BankFormat | None = field(default=None, repr=False)
     _signer: Signer | None = field(default=None, repr=False)
+    _api: BankApi | None = field(default=None, repr=False)
+
+    @property
+    def is_api(self) -> bool:
+        return self.kind == "api"
+
+    @property
+    def api(self) -> BankApi:
+        if self._api is None:
+            from adapters.registry import build_bank_api  # noqa: PLC0415
+
+            self._api = build_bank_api({**self.api_config, "crypto": self.crypto_config})
+        return self._api
 
     @property
     def format(self) -> BankFormat:
@@ -90,13 +117,22 @@ def load_profiles(
         base = (path.parent / base).resolve()
     profiles: dict[str, BankProfile] = {}
     for name, raw in (data.get("profiles") or {}).items():
+        kind = str(raw.get("kind", "file"))
+        if kind not in {"file", "api"}:
+            raise ProfileError(f"bank profile {name!r}: kind must be 'file' or 'api'")
         try:
-            transport = _resolve(raw["transport"], base)
+            if kind == "file":
+                transport = _resolve(raw["transport"], base)
+                format_config = dict(raw["format"])
+                api_config: dict[str, Any] = {}
+            else:
+                transport, format_config = {}, {}
+                api_config = _resolve(raw["api"], base)
             profiles[name] = BankProfile(
                 name=name,
                 display_name=str(raw.get("display_name", name)),
                 accounts_are_cards=bool(raw.get("accounts_are_cards", False)),
-                format_config=dict(raw["format"]),
+                format_config=format_config,
                 crypto_config=_resolve(raw["crypto"], base),
                 transport_config=transport,
                 result_codes={str(k): str(v) for k, v in raw.get("result_codes", {}).items()},
@@ -104,6 +140,9 @@ def load_profiles(
                 inbox=str(transport.pop("inbox", "/inbox")),
                 outbox=str(transport.pop("outbox", "/outbox")),
                 hours=BankHours.parse(raw.get("cutoff", "16:00"), bool(raw.get("every_day"))),
+                kind=kind,
+                api_config=api_config,
+                poll_seconds=float(raw.get("poll_seconds", 5.0)),
             )
         except KeyError as exc:
             raise ProfileError(f"bank profile {name!r} has no {exc.args[0]!r} section") from None

@@ -19,6 +19,7 @@ from gateway.auth.hmac_auth import purge_nonces
 from gateway.batches.models import Batch
 from gateway.context import Context
 from gateway.dispatch.service import deliver_one, plan_one, settle_dispatch_days
+from gateway.feedback.api_poll import poll_api_profile
 from gateway.feedback.service import poll_profile
 from gateway.kit.db import session_scope
 from gateway.kit.logging import correlation, get_logger
@@ -56,8 +57,11 @@ def run_cycle(ctx: Context, owner: str) -> CycleReport:
             report.delivered += 1
     for profile in ctx.profiles.values():
         with correlation("poll", profile=profile.name):
-            outcome = poll_profile(ctx, profile, owner)
-            report.results += outcome.results_applied + outcome.files_rejected
+            if profile.is_api:
+                report.results += poll_api_profile(ctx, profile, owner)
+            else:
+                outcome = poll_profile(ctx, profile, owner)
+                report.results += outcome.results_applied + outcome.files_rejected
     with correlation("complete"):
         report.completed = complete_batches(ctx, owner)
     return report

@@ -31,11 +31,11 @@ from mock_bank.server import MockBank
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mock-bank", description="Mock paying agent bank (fw-gb18030-v1 over SFTP)."
+        prog="mock-bank", description="Mock paying agent bank (SFTP files, HTTPS API)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the SFTP server and the processor")
+    serve = sub.add_parser("serve", help="run the SFTP server, processor and HTTPS API")
     serve.add_argument("--config", required=True, help="path of the TOML config file")
 
     ledger = sub.add_parser("ledger", help="print the ledger summary")

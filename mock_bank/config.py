@@ -7,6 +7,7 @@ Example (relative paths are resolved against the config file's directory)::
     result_delay_seconds = 1.0       # from taking a request file to writing its result file
     poll_interval_seconds = 0.2      # inbox scan interval
     dedupe_by_serial = true          # false: pays an item serial again when it comes again
+    format = "fw-gb18030-v1"         # or "iso20022-v1" (pain.001 in, pain.002 + camt.054 out)
 
     [sftp]
     host = "127.0.0.1"
@@ -20,6 +21,16 @@ Example (relative paths are resolved against the config file's directory)::
     bank_key_id = "mockbank-dev"
     gateway_public_key = "certs/dev/gateway_signing.pub.pem"
     # gateway_key_id = "gateway-dev"  # optional: when set, request signatures must name it
+    alg = "RSA-PSS-SHA256"           # or "ECDSA-P256-SHA256" (keys then P-256 PEM)
+
+    [faults]                         # optional: the seeded fault schedule (mock_bank/faults.py)
+    seed = 42
+    [[faults.rules]]
+    kind = "lose_rename_reply"
+    nth = [1]
+
+    [api]                            # optional: the HTTPS open API (mock_bank/api/settings.py);
+    server_cert = "..."              # with it, [sftp] is optional
 
     [[rules]]                        # checked first, in order
     account_suffix = "0102"
@@ -35,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mock_bank.api.settings import ApiConfig, ApiConfigError, parse_api_config
+from mock_bank.faults import FaultConfigError, FaultsConfig, parse_faults_config
 from mock_bank.rules import Rule
 
 
@@ -57,18 +70,22 @@ class SigningConfig:
     gateway_public_key: Path
     bank_key_id: str = "mockbank-dev"
     gateway_key_id: str | None = None
+    alg: str = "RSA-PSS-SHA256"
 
 
 @dataclass(frozen=True, slots=True)
 class BankConfig:
     data_dir: Path
-    sftp: SftpConfig
+    sftp: SftpConfig | None  # None: no SFTP server (e.g. an API-only bank)
     signing: SigningConfig
     accounts_file: Path | None = None
     result_delay_seconds: float = 1.0
     poll_interval_seconds: float = 0.2
     dedupe_by_serial: bool = True
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    format: str = "fw-gb18030-v1"
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+    api: ApiConfig | None = None  # the HTTPS open API ([api], mock_bank/api/settings.py)
 
     # Where the bank keeps its state, all under data_dir.
     @property
@@ -87,6 +104,10 @@ class BankConfig:
     def port_file(self) -> Path:
         return self.data_dir / "sftp.port"
 
+    @property
+    def api_port_file(self) -> Path:
+        return self.data_dir / "api.port"
+
 
 _TOP_KEYS = {
     "data_dir",
@@ -97,9 +118,22 @@ _TOP_KEYS = {
     "sftp",
     "signing",
     "rules",
+    "format",
+    "faults",
+    "api",
 }
 _SFTP_KEYS = {"host", "port", "username", "host_key", "authorized_keys"}
-_SIGNING_KEYS = {"bank_private_key", "bank_key_id", "gateway_public_key", "gateway_key_id"}
+_SIGNING_KEYS = {
+    "bank_private_key",
+    "bank_key_id",
+    "gateway_public_key",
+    "gateway_key_id",
+    "alg",
+}
+#: Request/result file formats the bank speaks (``format`` key).
+FORMATS = ("fw-gb18030-v1", "iso20022-v1")
+#: Algorithms the bank signs its files with (``[signing] alg``).
+SIGNING_ALGS = ("RSA-PSS-SHA256", "ECDSA-P256-SHA256")
 _RULE_KEYS = {"account_suffix", "amount_fen", "code"}
 
 
@@ -139,18 +173,24 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path) -> BankConfig:
     _check_keys(data, _TOP_KEYS, "config")
     base = base_dir.resolve()
 
-    sftp_data = _table(data, "sftp", "config")
-    _check_keys(sftp_data, _SFTP_KEYS, "[sftp]")
-    port = sftp_data.get("port", 0)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError("[sftp]: port must be an integer 0..65535")
-    sftp = SftpConfig(
-        host=_str(sftp_data, "host", "[sftp]", "127.0.0.1"),
-        port=port,
-        username=_str(sftp_data, "username", "[sftp]", "gateway"),
-        host_key=_path(sftp_data, "host_key", "[sftp]", base),
-        authorized_keys=_path(sftp_data, "authorized_keys", "[sftp]", base),
-    )
+    try:
+        api = parse_api_config(data.get("api"), base)
+    except ApiConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    sftp: SftpConfig | None = None
+    if api is None or data.get("sftp") is not None:  # [sftp] is optional only with [api]
+        sftp_data = _table(data, "sftp", "config")
+        _check_keys(sftp_data, _SFTP_KEYS, "[sftp]")
+        port = sftp_data.get("port", 0)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError("[sftp]: port must be an integer 0..65535")
+        sftp = SftpConfig(
+            host=_str(sftp_data, "host", "[sftp]", "127.0.0.1"),
+            port=port,
+            username=_str(sftp_data, "username", "[sftp]", "gateway"),
+            host_key=_path(sftp_data, "host_key", "[sftp]", base),
+            authorized_keys=_path(sftp_data, "authorized_keys", "[sftp]", base),
+        )
 
     signing_data = _table(data, "signing", "config")
     _check_keys(signing_data, _SIGNING_KEYS, "[signing]")
@@ -162,7 +202,10 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path) -> BankConfig:
         bank_key_id=_str(signing_data, "bank_key_id", "[signing]", "mockbank-dev"),
         gateway_public_key=_path(signing_data, "gateway_public_key", "[signing]", base),
         gateway_key_id=gateway_key_id,
+        alg=_str(signing_data, "alg", "[signing]", "RSA-PSS-SHA256"),
     )
+    if signing.alg not in SIGNING_ALGS:
+        raise ConfigError(f"[signing]: alg must be one of {list(SIGNING_ALGS)}")
     if not signing.bank_key_id.isascii() or any(c.isspace() for c in signing.bank_key_id):
         raise ConfigError("[signing]: bank_key_id must be ASCII without whitespace")
 
@@ -192,6 +235,16 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path) -> BankConfig:
     poll = _seconds(data, "poll_interval_seconds", 0.2)
     if poll <= 0:
         raise ConfigError("poll_interval_seconds must be > 0")
+    file_format = _str(data, "format", "config", "fw-gb18030-v1")
+    if file_format not in FORMATS:
+        raise ConfigError(f"format must be one of {list(FORMATS)}")
+    faults_data = data.get("faults")
+    if faults_data is not None and not isinstance(faults_data, dict):
+        raise ConfigError("[faults] must be a table")
+    try:
+        faults = parse_faults_config(faults_data)
+    except FaultConfigError as exc:
+        raise ConfigError(str(exc)) from exc
 
     return BankConfig(
         data_dir=_path(data, "data_dir", "config", base),
@@ -206,6 +259,9 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path) -> BankConfig:
         sftp=sftp,
         signing=signing,
         rules=tuple(rules),
+        format=file_format,
+        faults=faults,
+        api=api,
     )
 
 

@@ -37,6 +37,8 @@ CRLF: Final = b"\r\n"
 FORMAT_VERSION: Final = "FW01"
 END_MARKER: Final = "END"
 SIGNATURE_ALG: Final = "RSA-PSS-SHA256"
+#: ``alg=`` values a ``.sig`` file may carry (the bank profile picks one: ``[signing] alg``).
+SIGNATURE_ALGS: Final = frozenset({SIGNATURE_ALG, "ECDSA-P256-SHA256"})
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -656,7 +658,7 @@ def parse_signature_file(data: bytes) -> DetachedSignature:
         if not sep or name != key:
             raise SignatureError(f"expected '{key}=…'", line=lineno)
         values[key] = value
-    if values["alg"] != SIGNATURE_ALG:
+    if values["alg"] not in SIGNATURE_ALGS:
         raise SignatureError(f"unsupported signature algorithm {values['alg']!r}", line=1)
     if not values["key-id"]:
         raise SignatureError("key-id is empty", line=2)

@@ -15,6 +15,12 @@ Tables:
 - ``credits``: one row per credit (money moved). ``double_credits`` in the summary counts the
   extra ones.
 - ``counters``: the sequence behind bank references ``MB<YYYYMMDD><10 digits>``.
+- ``reversals``: credits whose money came back after payment (退票, code ``R001``); a
+  reversed credit no longer counts towards ``double_credits``.
+
+Other channels (the HTTPS API, :mod:`mock_bank.api.store`) keep their own tables in the same
+database (:meth:`Ledger.ensure_schema`) and write them in the same transaction as the credits
+(:meth:`LedgerTxn.execute`).
 """
 
 from __future__ import annotations
@@ -82,16 +88,31 @@ CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reversals (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    credit_id   INTEGER NOT NULL UNIQUE REFERENCES credits (id),
+    item_serial TEXT NOT NULL,
+    amount_fen  INTEGER NOT NULL CHECK (amount_fen > 0),
+    code        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    reversed_at TEXT NOT NULL
+);
 """
 
 #: A credit is *extra* when an earlier credit (lower id) has the same item serial or the same
 #: (account, subsidy item, period). Each extra credit counts once even if it matches both.
+#: A reversed credit (退票: the money came back, ``reversals``) is no longer money paid: it
+#: neither counts as extra nor makes a later credit extra.
 _DOUBLE_CREDITS_SQL: Final = """
 SELECT COUNT(*) FROM credits AS c
-WHERE EXISTS (SELECT 1 FROM credits AS p WHERE p.item_serial = c.item_serial AND p.id < c.id)
-   OR EXISTS (SELECT 1 FROM credits AS p
-              WHERE p.account_no = c.account_no AND p.subsidy_code = c.subsidy_code
-                AND p.period = c.period AND p.id < c.id)
+WHERE c.id NOT IN (SELECT credit_id FROM reversals)
+  AND (EXISTS (SELECT 1 FROM credits AS p
+               WHERE p.item_serial = c.item_serial AND p.id < c.id
+                 AND p.id NOT IN (SELECT credit_id FROM reversals))
+    OR EXISTS (SELECT 1 FROM credits AS p
+               WHERE p.account_no = c.account_no AND p.subsidy_code = c.subsidy_code
+                 AND p.period = c.period AND p.id < c.id
+                 AND p.id NOT IN (SELECT credit_id FROM reversals)))
 """
 
 _CREDIT_COLUMNS: Final = (
@@ -106,6 +127,7 @@ class LedgerSummary(TypedDict):
     amount_credited_fen: int
     files_processed: int
     files_rejected: int
+    returned: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +179,19 @@ class ItemResultRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Reversal:
+    """A credit whose money came back after it was paid (退票)."""
+
+    id: int
+    credit_id: int
+    item_serial: str
+    amount_fen: int
+    code: str
+    reason: str
+    reversed_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class PendingResult:
     """A result decided and stored but not yet written to ``/outbox``."""
 
@@ -181,13 +216,41 @@ class LedgerTxn:
         return row.fetchone() is not None
 
     def credit_for_serial(self, item_serial: str) -> Credit | None:
-        """The earliest credit of this item serial, if any."""
+        """The earliest credit of this item serial that was not reversed (退票: its money
+        came back, so the serial may be paid again), if any."""
         row = self._conn.execute(
             f"SELECT {_CREDIT_COLUMNS} FROM credits WHERE item_serial = ? "  # noqa: S608
-            "ORDER BY id LIMIT 1",
+            "AND id NOT IN (SELECT credit_id FROM reversals) ORDER BY id LIMIT 1",
             (item_serial,),
         ).fetchone()
         return None if row is None else _credit(row)
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement in this transaction: for channel-specific tables (the HTTPS
+        API's, ``mock_bank.api.store``) written atomically with the credits."""
+        return self._conn.execute(sql, params)
+
+    def add_reversal(self, *, credit_id: int, code: str, reason: str, reversed_at: str) -> Reversal:
+        """Record that a credit's money came back (退票); a credit is reversed at most once."""
+        row = self._conn.execute(
+            "SELECT item_serial, amount_fen FROM credits WHERE id = ?", (credit_id,)
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"no credit {credit_id}")
+        cursor = self._conn.execute(
+            "INSERT INTO reversals (credit_id, item_serial, amount_fen, code, reason, "
+            "reversed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (credit_id, row["item_serial"], row["amount_fen"], code, reason, reversed_at),
+        )
+        return Reversal(
+            id=int(cursor.lastrowid or 0),
+            credit_id=credit_id,
+            item_serial=row["item_serial"],
+            amount_fen=row["amount_fen"],
+            code=code,
+            reason=reason,
+            reversed_at=reversed_at,
+        )
 
     def next_bank_ref(self, day: date) -> str:
         """A new, never reused bank reference ``MB<YYYYMMDD><10-digit counter>``."""
@@ -348,6 +411,15 @@ class Ledger:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        """Read rows (for channel-specific tables, like :meth:`LedgerTxn.execute`)."""
+        return self._query(sql, params)
+
+    def ensure_schema(self, script: str) -> None:
+        """Create channel-specific tables (an idempotent ``CREATE … IF NOT EXISTS`` script)."""
+        with self._lock:
+            self._conn.executescript(script)
+
     # --- reads -------------------------------------------------------------------------------
 
     def is_processed(self, name: str) -> bool:
@@ -360,7 +432,8 @@ class Ledger:
         """``credits``: credits made; ``double_credits``: extra credits (same item serial, or
         same account + subsidy item + period, as an earlier credit); ``amount_credited_fen``:
         sum of all credits; ``files_processed``: request files taken (accepted or rejected);
-        ``files_rejected``: of which rejected."""
+        ``files_rejected``: of which rejected; ``returned``: credits whose money came back
+        (退票, ``reversals``)."""
         with self._lock:
             credits, amount = self._conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(amount_fen), 0) FROM credits"
@@ -369,13 +442,22 @@ class Ledger:
             files, rejected = self._conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(status = 'rejected'), 0) FROM request_files"
             ).fetchone()
+            (returned,) = self._conn.execute("SELECT COUNT(*) FROM reversals").fetchone()
         return LedgerSummary(
             credits=int(credits),
             double_credits=int(double),
             amount_credited_fen=int(amount),
             files_processed=int(files),
             files_rejected=int(rejected),
+            returned=int(returned),
         )
+
+    def reversals(self) -> list[Reversal]:
+        rows = self._query(
+            "SELECT id, credit_id, item_serial, amount_fen, code, reason, reversed_at "
+            "FROM reversals ORDER BY id"
+        )
+        return [Reversal(**{k: row[k] for k in row.keys()}) for row in rows]  # noqa: SIM118
 
     def credits(self) -> list[Credit]:
         rows = self._query(f"SELECT {_CREDIT_COLUMNS} FROM credits ORDER BY id")  # noqa: S608

@@ -20,6 +20,7 @@ _LONG_NUMBER: Final = re.compile(r"(?<![0-9A-Za-z_])[0-9]{11,}[0-9Xx](?![0-9A-Za
 #: Identifiers of files, batches and transactions: not personal data, never scrubbed.
 _SAFE_KEYS: Final = frozenset(
     {"batch_serial", "item_serial", "file", "file_name", "result_file", "bank_ref", "sha256"}
+    | {"request_id", "event_id"}  # HTTPS API: batch serial + file number; callback event id
 )
 
 

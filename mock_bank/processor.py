@@ -14,6 +14,14 @@ processed before (names starting with a dot are ignored). For each file taken:
    final name, and mark the result written. Waiting results are kept in a heap, so a delay
    never blocks other files; results decided but not yet written when the bank stopped are
    written on the next start.
+
+With ``format = "iso20022-v1"`` the same steps take ``P001_<serial>_<nn>.xml`` (pain.001) and
+answer with ``P002_…xml`` (pain.002) and, when anything was credited, ``C054_…xml``
+(camt.054, kept in :mod:`mock_bank.outbound` and written right after the pain.002).
+
+Fault hook points (:mod:`mock_bank.faults`): ``delay_results`` and ``restart`` once per
+request file taken, ``malformed_result_file`` and ``partial_result_file`` once per file the
+bank writes to ``/outbox``, ``bounce_after_paid`` once per credit made.
 """
 
 from __future__ import annotations
@@ -31,16 +39,18 @@ from pathlib import Path
 from typing import Final
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mock_bank import codes
+from mock_bank import codes, outbound
+from mock_bank import iso20022 as iso
 from mock_bank.accounts import AccountRegistry
+from mock_bank.faults import FaultSchedule, malformed_file, truncated_file
 from mock_bank.fileformat import (
     FileRejectedError,
     ItemStatus,
     RequestFile,
     RequestItem,
     ResultItem,
+    SignatureError,
     parse_request,
     parse_request_name,
     render_rejected_result,
@@ -51,8 +61,9 @@ from mock_bank.fileformat import (
 )
 from mock_bank.ledger import Ledger, LedgerTxn, PendingResult
 from mock_bank.masking import mask_tail
+from mock_bank.outbound import OutboundFile
 from mock_bank.rules import Rule, decide
-from mock_bank.signing import sign_file, verify_file
+from mock_bank.signing import PrivateKey, PublicKey, sign_file, verify_file
 
 log = structlog.get_logger("mock_bank.processor")
 
@@ -64,6 +75,11 @@ SHANGHAI: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: operator has to look); format and signature problems are not errors but rejections.
 _MAX_ATTEMPTS: Final = 3
 
+FW_FORMAT: Final = "fw-gb18030-v1"
+#: The ledger's reversal entry of a bounced item (fault ``bounce_after_paid``).
+RETURN_CODE: Final = "R001"
+RETURN_REASON: Final = "退票"
+
 Clock = Callable[[], datetime]
 
 
@@ -71,11 +87,22 @@ def shanghai_now() -> datetime:
     return datetime.now(SHANGHAI)
 
 
+@dataclass(frozen=True, slots=True)
+class _ReturnJob:
+    """Bounce a paid item now (fault ``bounce_after_paid``): ``file_returns.id``."""
+
+    return_id: int
+
+
+#: What the heap holds: a result file, an extra file (camt.054), or a return to perform.
+_Job = PendingResult | OutboundFile | _ReturnJob
+
+
 @dataclass(order=True)
 class _Due:
     due: float
     seq: int
-    pending: PendingResult = field(compare=False)
+    pending: _Job = field(compare=False)
 
 
 class Processor:
@@ -87,9 +114,9 @@ class Processor:
         ledger: Ledger,
         inbox: Path,
         outbox: Path,
-        bank_key: rsa.RSAPrivateKey,
+        bank_key: PrivateKey,
         bank_key_id: str,
-        gateway_public_key: rsa.RSAPublicKey,
+        gateway_public_key: PublicKey,
         gateway_key_id: str | None = None,
         registry: AccountRegistry | None = None,
         rules: Sequence[Rule] = (),
@@ -98,7 +125,11 @@ class Processor:
         poll_interval_seconds: float = 0.2,
         clock: Clock = shanghai_now,
         monotonic: Callable[[], float] = time.monotonic,
+        file_format: str = FW_FORMAT,
+        faults: FaultSchedule | None = None,
     ) -> None:
+        if file_format not in (FW_FORMAT, iso.FORMAT):
+            raise ValueError(f"unknown file format {file_format!r}")
         self._ledger = ledger
         self.inbox = inbox
         self.outbox = outbox
@@ -113,17 +144,50 @@ class Processor:
         self._poll = poll_interval_seconds
         self._clock = clock
         self._monotonic = monotonic
+        self.file_format = file_format
+        self._iso = file_format == iso.FORMAT
+        self._parse_name = iso.parse_request_name if self._iso else parse_request_name
+        self._suffix = ".xml" if self._iso else ".txt"
+        self.faults = faults if faults is not None else FaultSchedule.never()
+        outbound.ensure_schema(ledger)
 
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = itertools.count()
         self._due: list[_Due] = []
-        self._processed: set[str] = ledger.processed_names()
+        self._processed: set[str] = set()
         self._ignored: set[str] = set()
         self._attempts: dict[str, int] = {}
-        for pending in ledger.pending_results():  # decided before a stop, never written
-            heapq.heappush(self._due, _Due(self._monotonic(), next(self._seq), pending))
+        self._load_state()
+
+    def _load_state(self) -> None:
+        """What a (re)started bank knows: the files it processed and what it still owes —
+        results decided but never written, and the extra files and returns of results
+        already written."""
+        now = self._monotonic()
+        self._processed = self._ledger.processed_names()
+        for pending in self._ledger.pending_results():  # decided before a stop, never written
+            self._push(now, pending)
+        for extra in outbound.pending_files(self._ledger):
+            self._push(now, extra)
+        for scheduled in outbound.scheduled_returns(self._ledger):
+            self._push(now + scheduled.delay_seconds, _ReturnJob(scheduled.id))
+
+    def _push(self, due: float, job: _Job) -> None:
+        heapq.heappush(self._due, _Due(due, next(self._seq), job))
+
+    def simulate_restart(self) -> None:
+        """Drop everything held in memory and reload it from the ledger, as a restarted bank
+        process would (fault ``restart``)."""
+        with self._lock:
+            self._due.clear()
+            self._processed = set()
+            self._ignored.clear()
+            self._attempts.clear()
+            self._load_state()
+            pending = len(self._due)
+        log.warning("fault_restart", pending=pending)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -180,9 +244,9 @@ class Processor:
         present = set(names)
         out: list[str] = []
         for name in sorted(names):
-            if name.startswith(".") or name in self._processed or not name.endswith(".txt"):
+            if name.startswith(".") or name in self._processed or not name.endswith(self._suffix):
                 continue
-            if parse_request_name(name) is None:
+            if self._parse_name(name) is None:
                 if name not in self._ignored:
                     self._ignored.add(name)
                     log.warning("inbox_name_ignored", file=name)
@@ -212,18 +276,32 @@ class Processor:
         while self._due and self._due[0].due <= self._monotonic():
             entry = heapq.heappop(self._due)
             try:
-                self._write_result(entry.pending)
+                done = self._run_job(entry.pending)
             except Exception:
-                log.exception("result_write_failed", file=entry.pending.result_name)
+                log.exception("result_write_failed", file=_job_name(entry.pending))
                 entry.due = self._monotonic() + self._poll
                 heapq.heappush(self._due, entry)
                 break
-            written.append(entry.pending.result_name)
+            if done is not None:
+                written.append(done)
         return written
+
+    def _run_job(self, job: _Job) -> str | None:
+        """Write a result or extra file (returns its name), or perform a return."""
+        if isinstance(job, PendingResult):
+            self._write_result(job)
+            return job.result_name
+        if isinstance(job, OutboundFile):
+            self._write_extra(job)
+            return job.name
+        self._do_return(job.return_id)
+        return None
 
     # --- taking a request file ----------------------------------------------------------------
 
     def _take(self, name: str) -> bool:
+        if self._iso:
+            return self._take_iso(name)
         parsed = parse_request_name(name)
         if parsed is None:  # pragma: no cover - filtered by _candidates
             return False
@@ -259,6 +337,7 @@ class Processor:
                     reject_code=rejection.code,
                     processing_date=now.date(),
                 )
+                result = self._faulty(result, out_name)
                 result_sig = sign_file(result, self._bank_key, self._bank_key_id)
                 txn.add_request_file(
                     name=name,
@@ -283,6 +362,7 @@ class Processor:
                     items=items,
                     processing_date=now.date(),
                 )
+                result = self._faulty(result, out_name)
                 result_sig = sign_file(result, self._bank_key, self._bank_key_id)
                 txn.add_request_file(
                     name=name,
@@ -322,8 +402,300 @@ class Processor:
         pending = PendingResult(
             request_name=name, result_name=out_name, result_bytes=result, result_sig=result_sig
         )
-        heapq.heappush(self._due, _Due(took + self._delay, next(self._seq), pending))
+        self._schedule_result(pending, took)
         return True
+
+    def _schedule_result(self, pending: PendingResult, took: float) -> None:
+        """Hold a decided result for ``result_delay_seconds`` (hook points ``delay_results``
+        and ``restart``: the ledger already has it, so a restart loses nothing)."""
+        delay = self._delay
+        if self.faults.should("delay_results"):
+            delay = self.faults.delay_results_seconds
+            log.warning("fault_delay_results", file=pending.result_name, delay_seconds=delay)
+        if self.faults.should("restart"):
+            self.simulate_restart()  # reloads this result from the ledger (due at once)
+            return
+        self._push(took + delay, pending)
+
+    def _faulty(self, data: bytes, name: str) -> bytes:
+        """Hook points ``malformed_result_file`` and ``partial_result_file``, reached once
+        each per file the bank writes to ``/outbox``; the bytes returned are signed and
+        recorded as they are. If both fire, the file is malformed."""
+        malformed = self.faults.should("malformed_result_file")
+        partial = self.faults.should("partial_result_file")
+        if malformed:
+            log.warning("fault_malformed_result_file", file=name)
+            return malformed_file(data)
+        if partial:
+            log.warning("fault_partial_result_file", file=name)
+            return truncated_file(data)
+        return data
+
+    # --- iso20022-v1 ----------------------------------------------------------------------------
+
+    def _take_iso(self, name: str) -> bool:
+        """Take one ``P001_<serial>_<nn>.xml``: signature (``DS0B``), structure (``FF01``,
+        ``AM10``, ``DU05``), then decide, record and answer like a fixed-width file."""
+        parsed = iso.parse_request_name(name)
+        if parsed is None:  # pragma: no cover - filtered by _candidates
+            return False
+        serial, file_no = parsed
+        took = self._monotonic()
+        now = self._clock()
+        try:
+            data = (self.inbox / name).read_bytes()
+            sig = (self.inbox / signature_name(name)).read_bytes()
+        except FileNotFoundError:
+            return False
+        sha256 = hashlib.sha256(data).hexdigest()
+        log.info("request_taken", file=name, sha256=sha256, size=len(data))
+
+        expected_id = iso.message_id(serial, file_no)
+        request: iso.Pain001 | None = None
+        reject_code = reject_reason = ""
+        echo_count: int | None = None
+        echo_sum: str | None = None
+        try:
+            verify_file(data, sig, self._gateway_key, expected_key_id=self._gateway_key_id)
+        except SignatureError as exc:
+            reject_code, reject_reason = iso.SIGNATURE_INVALID, exc.reason
+        else:
+            try:
+                request = iso.parse_pain001(data, expected_msg_id=expected_id)
+            except iso.MessageRejectedError as exc:
+                reject_code, reject_reason = exc.code, exc.reason
+                echo_count, echo_sum = exc.nb_of_txs, exc.ctrl_sum
+
+        out_name = iso.status_report_name(serial, file_no)
+        report_id = f"P002{expected_id}"
+        paid_fresh: list[tuple[str, int]] = []
+        statuses: list[iso.TransactionStatus] = []
+        with self._ledger.begin() as txn:
+            if txn.is_processed(name):
+                self._processed.add(name)
+                return False
+            if request is None:
+                report = iso.render_rejected_report(
+                    msg_id=report_id,
+                    created=now,
+                    original_msg_id=expected_id,
+                    reason=reject_code,
+                    nb_of_txs=echo_count,
+                    ctrl_sum=echo_sum,
+                )
+                report = self._faulty(report, out_name)
+                report_sig = sign_file(report, self._bank_key, self._bank_key_id)
+                txn.add_request_file(
+                    name=name,
+                    sha256=sha256,
+                    batch_serial=serial,
+                    file_no=file_no,
+                    status="rejected",
+                    reject_code=reject_code,
+                    reject_reason=reject_reason,
+                    processed_at=now.isoformat(),
+                    result_name=out_name,
+                    result_bytes=report,
+                    result_sig=report_sig,
+                )
+            else:
+                for tx in request.transactions:
+                    statuses.append(
+                        self._settle_iso(txn, request, tx, name, serial, file_no, now, paid_fresh)
+                    )
+                report = iso.render_status_report(
+                    msg_id=report_id, created=now, request=request, statuses=statuses
+                )
+                report = self._faulty(report, out_name)
+                report_sig = sign_file(report, self._bank_key, self._bank_key_id)
+                paid = [s for s in statuses if s.status == iso.ACSC]
+                failed = [s for s in statuses if s.status == iso.RJCT]
+                txn.add_request_file(
+                    name=name,
+                    sha256=sha256,
+                    batch_serial=serial,
+                    file_no=file_no,
+                    status="accepted",
+                    processed_at=now.isoformat(),
+                    result_name=out_name,
+                    result_bytes=report,
+                    result_sig=report_sig,
+                    item_count=len(statuses),
+                    paid_count=len(paid),
+                    paid_amount_fen=sum(s.amount_fen for s in paid),
+                    failed_count=len(failed),
+                    failed_amount_fen=sum(s.amount_fen for s in failed),
+                )
+                if paid_fresh:  # the batch debit covers the credits made for this file
+                    notice_name = iso.notification_name(serial, file_no)
+                    notice = iso.render_debit_notification(
+                        msg_id=f"C054{expected_id}",
+                        created=now,
+                        payer_account=request.debtor_account,
+                        booking_date=now.date(),
+                        bank_ref=txn.next_bank_ref(now.date()),
+                        request=request,
+                        paid=paid_fresh,
+                    )
+                    notice = self._faulty(notice, notice_name)
+                    outbound.add_file(
+                        txn,
+                        name=notice_name,
+                        request_name=name,
+                        data=notice,
+                        sig=sign_file(notice, self._bank_key, self._bank_key_id),
+                        created_at=now.isoformat(),
+                    )
+        self._processed.add(name)
+
+        if request is None:
+            log.warning("request_rejected", file=name, code=reject_code, reason=reject_reason)
+        else:
+            log.info(
+                "request_accepted",
+                file=name,
+                items=len(statuses),
+                paid=sum(1 for s in statuses if s.status == iso.ACSC),
+                failed=sum(1 for s in statuses if s.status == iso.RJCT),
+                credited_amount_fen=sum(amount for _, amount in paid_fresh),
+            )
+        pending = PendingResult(
+            request_name=name, result_name=out_name, result_bytes=report, result_sig=report_sig
+        )
+        self._schedule_result(pending, took)
+        return True
+
+    def _settle_iso(
+        self,
+        txn: LedgerTxn,
+        request: iso.Pain001,
+        tx: iso.CreditTransfer,
+        file_name: str,
+        batch_serial: str,
+        file_no: int,
+        now: datetime,
+        paid_fresh: list[tuple[str, int]],
+    ) -> iso.TransactionStatus:
+        """Decide one transaction, record its credit (if paid) and its result; a fresh
+        credit is appended to ``paid_fresh`` (it goes into the camt.054 debit)."""
+        code, message, bank_ref, repeated = self._decide_item(
+            txn,
+            item_serial=tx.end_to_end_id,
+            account_no=tx.account_no,
+            name=tx.creditor_name,
+            id_number=tx.creditor_id,
+            amount_fen=tx.amount_fen,
+            subsidy_code=tx.subsidy_code,
+            period=tx.period,
+            batch_serial=batch_serial,
+            file_no=file_no,
+            payer_account=request.debtor_account,
+            file_name=file_name,
+            now=now,
+        )
+        paid = code == codes.PAID
+        reason = None if paid else iso.REASON_CODES.get(code, iso.REASON_CODES[codes.OTHER_FAILURE])
+        txn.add_item_result(
+            file_name=file_name,
+            sequence=tx.instr_id,
+            item_serial=tx.end_to_end_id,
+            account_no=tx.account_no,
+            amount_fen=tx.amount_fen,
+            status="S" if paid else "F",
+            code=iso.ACSC if reason is None else reason,
+            message=message,
+            bank_ref=bank_ref,
+            repeated=repeated,
+            processed_at=now.isoformat(),
+        )
+        if paid and not repeated:
+            paid_fresh.append((tx.end_to_end_id, tx.amount_fen))
+        if not paid or repeated:
+            log.info(
+                "item_not_credited",
+                file=file_name,
+                sequence=tx.instr_id,
+                item_serial=tx.end_to_end_id,
+                account_no=mask_tail(tx.account_no),
+                code=reason or iso.ACSC,
+                repeated=repeated,
+            )
+        return iso.TransactionStatus(
+            instr_id=tx.instr_id,
+            end_to_end_id=tx.end_to_end_id,
+            status=iso.ACSC if paid else iso.RJCT,
+            reason=reason,
+            accepted_at=now,
+            bank_ref=bank_ref if paid else None,
+            amount_fen=tx.amount_fen,
+            account_no=tx.account_no,
+        )
+
+    # --- deciding one item (both formats) -------------------------------------------------------
+
+    def _decide_item(
+        self,
+        txn: LedgerTxn,
+        *,
+        item_serial: str,
+        account_no: str,
+        name: str,
+        id_number: str,
+        amount_fen: int,
+        subsidy_code: str,
+        period: str,
+        batch_serial: str,
+        file_no: int,
+        payer_account: str,
+        file_name: str,
+        now: datetime,
+    ) -> tuple[str, str, str | None, bool]:
+        """Dedupe, rules, registry; credit when paid. Returns ``(code, message, bank_ref,
+        repeated)`` with the bank's own item codes (``mock_bank.codes``). Hook point
+        ``bounce_after_paid``: once per credit made."""
+        earlier = txn.credit_for_serial(item_serial) if self._dedupe else None
+        if earlier is not None:
+            # A bank pays an item serial once: repeat the earlier outcome, same reference.
+            return codes.PAID, codes.item_message(codes.PAID), earlier.bank_ref, True
+        outcome = decide(
+            account_no=account_no,
+            name=name,
+            id_number=id_number,
+            amount_fen=amount_fen,
+            registry=self._registry,
+            rules=self._rules,
+        )
+        if not outcome.paid:
+            return outcome.code, outcome.message, None, False
+        bank_ref = txn.next_bank_ref(now.date())
+        txn.add_credit(
+            item_serial=item_serial,
+            account_no=account_no,
+            amount_fen=amount_fen,
+            subsidy_code=subsidy_code,
+            period=period,
+            batch_serial=batch_serial,
+            file_name=file_name,
+            bank_ref=bank_ref,
+            credited_at=now.isoformat(),
+        )
+        if self.faults.should("bounce_after_paid"):
+            outbound.schedule_return(
+                txn,
+                credit_id=outbound.credit_id_for_ref(txn, bank_ref),
+                request_name=file_name,
+                batch_serial=batch_serial,
+                file_no=file_no,
+                item_serial=item_serial,
+                amount_fen=amount_fen,
+                payer_account=payer_account,
+                delay_seconds=self.faults.bounce_after_seconds,
+                scheduled_at=now.isoformat(),
+            )
+            log.warning(
+                "fault_bounce_after_paid_scheduled", file=file_name, item_serial=item_serial
+            )
+        return outcome.code, outcome.message, bank_ref, False
 
     def _settle(
         self,
@@ -335,36 +707,21 @@ class Processor:
     ) -> ResultItem:
         """Decide one item, record its credit (if paid) and its result."""
         header = request.header
-        repeated = False
-        bank_ref: str | None = None
-        earlier = txn.credit_for_serial(item.item_serial) if self._dedupe else None
-        if earlier is not None:
-            # A bank pays an item serial once: repeat the earlier outcome, same reference.
-            code, bank_ref, repeated = codes.PAID, earlier.bank_ref, True
-            message = codes.item_message(code)
-        else:
-            outcome = decide(
-                account_no=item.account_no,
-                name=item.account_name,
-                id_number=item.id_number,
-                amount_fen=item.amount_fen,
-                registry=self._registry,
-                rules=self._rules,
-            )
-            code, message = outcome.code, outcome.message
-            if outcome.paid:
-                bank_ref = txn.next_bank_ref(now.date())
-                txn.add_credit(
-                    item_serial=item.item_serial,
-                    account_no=item.account_no,
-                    amount_fen=item.amount_fen,
-                    subsidy_code=header.subsidy_code,
-                    period=header.period,
-                    batch_serial=header.batch_serial,
-                    file_name=file_name,
-                    bank_ref=bank_ref,
-                    credited_at=now.isoformat(),
-                )
+        code, message, bank_ref, repeated = self._decide_item(
+            txn,
+            item_serial=item.item_serial,
+            account_no=item.account_no,
+            name=item.account_name,
+            id_number=item.id_number,
+            amount_fen=item.amount_fen,
+            subsidy_code=header.subsidy_code,
+            period=header.period,
+            batch_serial=header.batch_serial,
+            file_no=header.file_no,
+            payer_account=header.payer_account,
+            file_name=file_name,
+            now=now,
+        )
         status: ItemStatus = "S" if code == codes.PAID else "F"
         txn.add_item_result(
             file_name=file_name,
@@ -418,3 +775,79 @@ class Processor:
         self._publish(pending.result_name, pending.result_bytes)
         self._ledger.mark_result_written(pending.request_name, self._clock().isoformat())
         log.info("result_written", file=pending.result_name, request=pending.request_name)
+        # What follows the result: the camt.054 at once, returns after their delay.
+        now = self._monotonic()
+        for extra in outbound.pending_files(self._ledger, pending.request_name):
+            self._push(now, extra)
+        for scheduled in outbound.scheduled_returns(self._ledger, pending.request_name):
+            self._push(now + scheduled.delay_seconds, _ReturnJob(scheduled.id))
+
+    def _write_extra(self, extra: OutboundFile) -> None:
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        self._publish(signature_name(extra.name), extra.sig)
+        self._publish(extra.name, extra.data)
+        outbound.mark_file_written(self._ledger, extra.name, self._clock().isoformat())
+        log.info("result_written", file=extra.name, request=extra.request_name)
+
+    def _do_return(self, return_id: int) -> None:
+        """Fault ``bounce_after_paid``: the item's money comes back (退票). A reversal entry
+        in the ledger and, for ``iso20022-v1``, a camt.054 credit notice ``C054_…_R<k>``."""
+        now = self._clock()
+        extra: OutboundFile | None = None
+        with self._ledger.begin() as txn:
+            scheduled = outbound.get_return(txn, return_id)
+            if scheduled.reversal_id is not None:
+                return
+            reversal = txn.add_reversal(
+                credit_id=scheduled.credit_id,
+                code=RETURN_CODE,
+                reason=RETURN_REASON,
+                reversed_at=now.isoformat(),
+            )
+            if self._iso:
+                k = outbound.returns_done(txn, scheduled.request_name) + 1
+                name = iso.notification_name(scheduled.batch_serial, scheduled.file_no, k)
+                data = iso.render_return_notification(
+                    msg_id=f"C054{iso.message_id(scheduled.batch_serial, scheduled.file_no)}R{k}",
+                    created=now,
+                    payer_account=scheduled.payer_account,
+                    booking_date=now.date(),
+                    bank_ref=txn.next_bank_ref(now.date()),
+                    end_to_end_id=scheduled.item_serial,
+                    amount_fen=scheduled.amount_fen,
+                )
+                data = self._faulty(data, name)
+                extra = OutboundFile(
+                    name=name,
+                    request_name=scheduled.request_name,
+                    data=data,
+                    sig=sign_file(data, self._bank_key, self._bank_key_id),
+                )
+                outbound.add_file(
+                    txn,
+                    name=extra.name,
+                    request_name=extra.request_name,
+                    data=extra.data,
+                    sig=extra.sig,
+                    created_at=now.isoformat(),
+                )
+            outbound.mark_returned(
+                txn, return_id, reversal_id=reversal.id, notice_name=extra.name if extra else None
+            )
+        log.warning(
+            "item_returned",
+            request=scheduled.request_name,
+            item_serial=scheduled.item_serial,
+            amount_fen=scheduled.amount_fen,
+            notice=extra.name if extra else None,
+        )
+        if extra is not None:
+            self._push(self._monotonic(), extra)
+
+
+def _job_name(job: _Job) -> str:
+    if isinstance(job, PendingResult):
+        return job.result_name
+    if isinstance(job, OutboundFile):
+        return job.name
+    return f"return #{job.return_id}"

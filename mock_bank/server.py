@@ -18,7 +18,9 @@ import paramiko
 import structlog
 
 from mock_bank.accounts import AccountRegistry, load_accounts
+from mock_bank.api.runtime import ApiRuntime
 from mock_bank.config import BankConfig
+from mock_bank.faults import FaultSchedule
 from mock_bank.ledger import Ledger
 from mock_bank.processor import Clock, Processor, shanghai_now
 from mock_bank.sftp_server import BankSFTPServer, load_authorized_keys
@@ -29,14 +31,26 @@ log = structlog.get_logger("mock_bank")
 
 class MockBank:
     """A running mock bank. ``start()`` opens the ledger, starts the SFTP server (writing the
-    port to ``<data_dir>/sftp.port``) and the processor; ``stop()`` shuts all down cleanly."""
+    port to ``<data_dir>/sftp.port``) when ``[sftp]`` is configured, the processor, and the
+    HTTPS open API (port in ``<data_dir>/api.port``) when ``[api]`` is; ``stop()`` shuts all
+    down cleanly."""
 
-    def __init__(self, config: BankConfig, *, clock: Clock = shanghai_now) -> None:
+    def __init__(
+        self,
+        config: BankConfig,
+        *,
+        clock: Clock = shanghai_now,
+        faults: FaultSchedule | None = None,
+    ) -> None:
         self.config = config
         self._clock = clock
+        #: The seeded fault schedule shared by every hook point (SFTP, HTTPS API, processor);
+        #: it lives as long as this object, so counts carry over a stop()/start().
+        self.faults = faults if faults is not None else FaultSchedule.from_config(config)
         self._ledger: Ledger | None = None
         self._sftp: BankSFTPServer | None = None
         self._processor: Processor | None = None
+        self._api: ApiRuntime | None = None
 
     # --- state --------------------------------------------------------------------------------
 
@@ -71,8 +85,19 @@ class MockBank:
         return self._sftp.port
 
     @property
+    def api(self) -> ApiRuntime:
+        """The HTTPS open API (``[api]``); its port is ``api.port``."""
+        if self._api is None:
+            raise RuntimeError("the mock bank is not started or has no [api]")
+        return self._api
+
+    @property
+    def api_port(self) -> int:
+        return self.api.port
+
+    @property
     def running(self) -> bool:
-        return self._sftp is not None
+        return self._ledger is not None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -81,10 +106,12 @@ class MockBank:
             raise RuntimeError("already started")
         cfg = self.config
         # Load every key and file first: a bad config fails before anything listens.
-        host_key = paramiko.Ed25519Key.from_private_key_file(str(cfg.sftp.host_key))
-        authorized = load_authorized_keys(cfg.sftp.authorized_keys)
-        bank_key = load_private_key(cfg.signing.bank_private_key)
-        gateway_key = load_public_key(cfg.signing.gateway_public_key)
+        if cfg.sftp is not None:
+            host_key = paramiko.Ed25519Key.from_private_key_file(str(cfg.sftp.host_key))
+            authorized = load_authorized_keys(cfg.sftp.authorized_keys)
+        api = ApiRuntime(cfg.api, faults=self.faults) if cfg.api is not None else None
+        bank_key = load_private_key(cfg.signing.bank_private_key, cfg.signing.alg)
+        gateway_key = load_public_key(cfg.signing.gateway_public_key, cfg.signing.alg)
         registry: AccountRegistry | None = (
             load_accounts(cfg.accounts_file) if cfg.accounts_file is not None else None
         )
@@ -107,31 +134,54 @@ class MockBank:
                 result_delay_seconds=cfg.result_delay_seconds,
                 poll_interval_seconds=cfg.poll_interval_seconds,
                 clock=self._clock,
+                file_format=cfg.format,
+                faults=self.faults,
             )
-            self._sftp = BankSFTPServer(
-                root=cfg.sftp_root,
-                host=cfg.sftp.host,
-                port=cfg.sftp.port,
-                username=cfg.sftp.username,
-                host_key=host_key,
-                authorized_keys=authorized,
-            )
-            self._sftp.start()
-            self._write_port_file(self._sftp.port)
+            if cfg.sftp is not None:
+                self._sftp = BankSFTPServer(
+                    root=cfg.sftp_root,
+                    host=cfg.sftp.host,
+                    port=cfg.sftp.port,
+                    username=cfg.sftp.username,
+                    host_key=host_key,
+                    authorized_keys=authorized,
+                    faults=self.faults,
+                )
+                self._sftp.start()
+                self._write_port_file(self._sftp.port)
             self._processor.start()
+            if api is not None:
+                self._api = api
+                api.start(
+                    ledger=self._ledger,
+                    registry=registry,
+                    rules=cfg.rules,
+                    dedupe_by_serial=cfg.dedupe_by_serial,
+                    result_delay_seconds=cfg.result_delay_seconds,
+                    clock=self._clock,
+                )
+                self._write_port_file(api.port, cfg.api_port_file)
         except BaseException:
             self.stop()
             raise
         log.info(
             "mock_bank_started",
-            sftp_port=self._sftp.port,
+            sftp_port=self._sftp.port if self._sftp is not None else None,
+            api_port=self._api.port if self._api is not None else None,
             data_dir=str(cfg.data_dir),
             accounts=len(registry) if registry is not None else None,
             rules=len(cfg.rules),
             dedupe_by_serial=cfg.dedupe_by_serial,
+            format=cfg.format,
+            fault_rules=len(self.faults.rules),
         )
 
     def stop(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+            with contextlib.suppress(FileNotFoundError):
+                self.config.api_port_file.unlink()
         if self._processor is not None:
             self._processor.stop()
             self._processor = None
@@ -145,8 +195,8 @@ class MockBank:
             self._ledger = None
             log.info("mock_bank_stopped")
 
-    def _write_port_file(self, port: int) -> None:
-        path = self.config.port_file
+    def _write_port_file(self, port: int, path: Path | None = None) -> None:
+        path = path if path is not None else self.config.port_file
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(f"{port}\n", encoding="ascii")
         os.replace(tmp, path)

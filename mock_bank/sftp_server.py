@@ -10,6 +10,11 @@
   answers ``SSH_FX_FAILURE``); ``posix-rename@openssh.com`` replaces, as in OpenSSH.
 - One thread per connection; :meth:`BankSFTPServer.stop` closes the listener and every
   transport and joins the threads.
+- Fault hook points (:mod:`mock_bank.faults`): ``refuse_connection`` once per TCP connection
+  accepted (reset at once, before the SSH banner); ``drop_mid_upload`` once per file opened
+  for writing (the first write stores half its bytes, then the connection is dropped);
+  ``lose_rename_reply`` once per successful rename or posix-rename (done, then the connection
+  is dropped before the reply).
 
 The filesystem-backed interface follows paramiko's own ``tests/_stub_sftp.py``.
 """
@@ -23,11 +28,12 @@ import errno
 import os
 import socket
 import stat as stat_module
+import struct
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import paramiko
 import structlog
@@ -43,6 +49,11 @@ from paramiko.sftp import (
     SFTP_OK,
     SFTP_PERMISSION_DENIED,
 )
+
+from mock_bank.faults import FaultSchedule
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 log = structlog.get_logger("mock_bank.sftp")
 
@@ -147,13 +158,36 @@ def _apply_attr(local: str, attr: paramiko.SFTPAttributes, fd: int | None = None
 
 
 class _FileHandle(paramiko.SFTPHandle):
-    """An open file; paramiko's default ``read``/``write`` use ``readfile``/``writefile``."""
+    """An open file; paramiko's default ``read``/``write`` use ``readfile``/``writefile``.
 
-    def __init__(self, flags: int, fileobj: IO[bytes], local: str) -> None:
+    ``drop_on_write`` (fault ``drop_mid_upload``): the first write stores only the first half
+    of its bytes, then the connection is dropped; the partial file stays."""
+
+    def __init__(
+        self,
+        flags: int,
+        fileobj: IO[bytes],
+        local: str,
+        drop_on_write: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(flags)
         self.readfile: IO[bytes] = fileobj
         self.writefile: IO[bytes] = fileobj
         self.local = local
+        self._drop_on_write = drop_on_write
+
+    def write(self, offset: int, data: Buffer) -> int:
+        if self._drop_on_write is None:
+            result: int = super().write(offset, data)
+            return result
+        drop, self._drop_on_write = self._drop_on_write, None
+        half = bytes(data)[: len(memoryview(data)) // 2]
+        super().write(offset, half)
+        with contextlib.suppress(OSError):
+            self.writefile.flush()
+        log.warning("fault_drop_mid_upload", path=self.local, written=len(half))
+        drop()
+        return SFTP_FAILURE
 
     def stat(self) -> paramiko.SFTPAttributes | int:
         try:
@@ -173,10 +207,28 @@ class RootedSFTPServerInterface(paramiko.SFTPServerInterface):
     """A filesystem-backed SFTP interface confined to ``root``."""
 
     def __init__(
-        self, server: paramiko.ServerInterface, *args: Any, root: Path, **kwargs: Any
+        self,
+        server: paramiko.ServerInterface,
+        *args: Any,
+        root: Path,
+        faults: FaultSchedule | None = None,
+        drop: Callable[[], None] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(server, *args, **kwargs)
         self._root = os.path.realpath(root)
+        self._faults = faults if faults is not None else FaultSchedule.never()
+        self._drop = drop if drop is not None else (lambda: None)
+
+    def _after_rename(self, result: T | int, old: str, new: str) -> T | int:
+        """Hook point ``lose_rename_reply``: the rename is done; drop the connection so the
+        reply never leaves."""
+        if result == SFTP_OK and self._faults.should("lose_rename_reply"):
+            log.warning(
+                "fault_lose_rename_reply", old=self.canonicalize(old), new=self.canonicalize(new)
+            )
+            self._drop()
+        return result
 
     # --- paths --------------------------------------------------------------------------------
 
@@ -248,6 +300,9 @@ class RootedSFTPServerInterface(paramiko.SFTPServerInterface):
             except BaseException:
                 os.close(fd)
                 raise
+            writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
+            if writing and self._faults.should("drop_mid_upload"):
+                return _FileHandle(flags, fileobj, local, drop_on_write=self._drop)
             return _FileHandle(flags, fileobj, local)
 
         return self._guard("open", run, path)
@@ -290,7 +345,7 @@ class RootedSFTPServerInterface(paramiko.SFTPServerInterface):
             log.info("sftp_rename", old=self.canonicalize(oldpath), new=self.canonicalize(newpath))
             return SFTP_OK
 
-        return self._guard("rename", run, oldpath, newpath)
+        return self._after_rename(self._guard("rename", run, oldpath, newpath), oldpath, newpath)
 
     def posix_rename(self, oldpath: str, newpath: str) -> int:
         def run() -> int:
@@ -300,7 +355,9 @@ class RootedSFTPServerInterface(paramiko.SFTPServerInterface):
             )
             return SFTP_OK
 
-        return self._guard("posix_rename", run, oldpath, newpath)
+        return self._after_rename(
+            self._guard("posix_rename", run, oldpath, newpath), oldpath, newpath
+        )
 
     def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:
         def run() -> int:
@@ -342,8 +399,10 @@ class BankSFTPServer:
         username: str,
         host_key: paramiko.PKey,
         authorized_keys: frozenset[bytes],
+        faults: FaultSchedule | None = None,
     ) -> None:
         self.root = root
+        self.faults = faults if faults is not None else FaultSchedule.never()
         self._host = host
         self._requested_port = port
         self._username = username
@@ -422,6 +481,10 @@ class BankSFTPServer:
                 log.exception("sftp_accept_failed")
                 time.sleep(_ACCEPT_POLL_SECONDS)
                 continue
+            if self.faults.should("refuse_connection"):
+                log.warning("fault_refuse_connection", peer=f"{peer[0]}:{peer[1]}")
+                _reset(conn)
+                continue
             thread = threading.Thread(
                 target=self._serve,
                 args=(conn, f"{peer[0]}:{peer[1]}"),
@@ -444,7 +507,12 @@ class BankSFTPServer:
                 return
             transport.add_server_key(self._host_key)
             transport.set_subsystem_handler(
-                "sftp", paramiko.SFTPServer, RootedSFTPServerInterface, root=self.root
+                "sftp",
+                paramiko.SFTPServer,
+                RootedSFTPServerInterface,
+                root=self.root,
+                faults=self.faults,
+                drop=lambda: _drop(conn),
             )
             server = BankSSHServer(
                 username=self._username, authorized_keys=self._authorized, peer=peer
@@ -481,3 +549,18 @@ class BankSFTPServer:
             log.info("sftp_disconnected", peer=peer)
             with self._lock:
                 self._connections.pop(me, None)
+
+
+def _drop(conn: socket.socket) -> None:
+    """Drop a connection from under its transport (faults): both directions shut at once, so
+    nothing more is sent — not even a reply already decided."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close a just-accepted connection with a TCP reset (fault ``refuse_connection``)."""
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        conn.close()

@@ -96,7 +96,7 @@ def accounts() -> list[dict[str, str]]:
 @pytest.fixture
 def bank(tmp_path: Path, dev_keys: Path, accounts: list[dict[str, str]]) -> Iterator[object]:
     """The mock bank, in-process, SFTP on a free loopback port."""
-    from gateway.demo.runner import write_bank_config
+    from gateway.demo.banks import write_bank_config
     from mock_bank.config import load_config
     from mock_bank.server import MockBank
 
@@ -136,7 +136,7 @@ def ctx(
     """A gateway context on a migrated database; profiles point at the mock bank when the
     test also uses the ``bank`` fixture (else at a closed port)."""
     from gateway.context import Context
-    from gateway.demo.runner import write_profiles
+    from gateway.demo.banks import write_profiles
 
     port = 9
     if "bank" in request.fixturenames:

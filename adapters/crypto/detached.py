@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -116,7 +116,7 @@ class _RsaPssVerifyingKey:
 def _load_rsa_private(pem: bytes) -> SigningKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ValueError(f"cannot load the private key (PEM, unencrypted): {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError(f"{RSA_PSS_SHA256} needs an RSA private key, got {type(key).__name__}")
@@ -128,7 +128,7 @@ def _load_rsa_private(pem: bytes) -> SigningKey:
 def _load_rsa_public(pem: bytes) -> VerifyingKey:
     try:
         key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ValueError(f"cannot load the public key (PEM SubjectPublicKeyInfo): {exc}") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError(f"{RSA_PSS_SHA256} needs an RSA public key, got {type(key).__name__}")
@@ -203,19 +203,20 @@ class DetachedSigner:
     """Signs our files and verifies the peer's with detached ``.sig`` files.
 
     Implements ``gateway.ports.Signer`` for any registered algorithm. ``peer_key_id``, when
-    given, must match the ``key-id`` line of incoming files.
+    given, must match the ``key-id`` line of incoming files. ``alg`` is a registered name or
+    a :class:`SignatureAlgorithm` carrying per-bank options (e.g. an SM2 signer id).
     """
 
     def __init__(
         self,
-        alg: str,
+        alg: str | SignatureAlgorithm,
         own_private_key_pem: bytes,
         own_key_id: str,
         peer_public_key_pem: bytes,
         *,
         peer_key_id: str | None = None,
     ) -> None:
-        algorithm = get_algorithm(alg)
+        algorithm = get_algorithm(alg) if isinstance(alg, str) else alg
         if _KEY_ID.fullmatch(own_key_id) is None:
             raise ValueError("own_key_id must be 1–128 printable ASCII characters, no spaces")
         if peer_key_id is not None and _KEY_ID.fullmatch(peer_key_id) is None:

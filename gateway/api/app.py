@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 
-from gateway.api.errors import ApiError, api_error_handler
+from gateway.api.errors import ApiError, api_error_handler, unexpected_error_handler
 from gateway.batches.endpoints import router as batches_router
 from gateway.context import Context
+from gateway.feedback.endpoints import router as callbacks_router
 from gateway.kit.logging import correlation, get_logger
 
 log = get_logger(__name__)
@@ -30,7 +31,9 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
     app.include_router(batches_router)
+    app.include_router(callbacks_router)
 
     @app.middleware("http")
     async def bind_correlation(

@@ -58,3 +58,14 @@ class BadRequest(ApiError):  # noqa: N818
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)  # noqa: S101 (registered for ApiError only)
     return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unplanned: a JSON 500 that says nothing internal; the log has the rest."""
+    from gateway.kit.logging import get_logger  # noqa: PLC0415
+
+    get_logger(__name__).error("api.unexpected_error", path=request.url.path, exc_info=exc)
+    error = ApiError(
+        "internal_error", "internal error; the request may be retried", "系统内部错误，可稍后重试"
+    )
+    return JSONResponse(error.body(), status_code=500)

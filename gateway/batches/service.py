@@ -297,8 +297,8 @@ class IntakeService:
     def _format_check(
         self, profile: BankProfile | None
     ) -> Callable[[ItemData], list[Problem]] | None:
-        if profile is None:
-            return None
+        if profile is None or profile.is_api:
+            return None  # API banks carry any Unicode text in JSON; no field widths
         fmt = profile.format
 
         def check(item: ItemData) -> list[Problem]:

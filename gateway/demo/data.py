@@ -46,12 +46,23 @@ def people(seed: int, n: int) -> list[Person]:
         g2 = GIVEN[rng.randrange(0, len(GIVEN))] if rng.random() < 0.6 else ""
         names.append(SURNAMES[rng.randrange(len(SURNAMES))] + g + g2)
     statuses = ["active"] * n
-    # planted failures, one of each kind at least, spread over the list
-    for i, status in zip(
-        (9, 17, 23, 31, 38, 44),
-        ("missing", "name_mismatch", "frozen", "closed", "missing", "frozen"),
-        strict=True,
-    ):
+    # planted failures, one of each kind at least for every bank's share of the people
+    planted = {
+        9: "missing",
+        17: "name_mismatch",
+        23: "frozen",
+        31: "closed",
+        38: "missing",
+        44: "frozen",
+        48: "closed",
+        52: "name_mismatch",
+        55: "missing",
+        62: "missing",
+        67: "name_mismatch",
+        71: "frozen",
+        75: "closed",
+    }
+    for i, status in planted.items():
         if i < n:
             statuses[i] = status
     out: list[Person] = []

@@ -35,13 +35,14 @@ from gateway.kit.db import session_scope
 from gateway.kit.logging import get_logger
 from gateway.kit.retry import next_attempt_at, retry_never_sent
 from gateway.payments.states import BatchEvent, BatchState, FileState, ItemEvent, ItemState
-from gateway.payments.transitions import move_batch, move_items
+from gateway.payments.transitions import complete_if_final, move_batch, move_items
 from gateway.ports import (
     AdapterError,
     FileTransport,
     HostKeyError,
     NeverSentError,
     OutcomeUnknownError,
+    RejectedError,
     RequestHeader,
     RequestItem,
     TransportError,
@@ -200,8 +201,12 @@ def _render_files(
     ctx: Context, session: Session, batch: Batch, profile: BankProfile
 ) -> list[tuple[OutboundFile, int, int]]:
     """Render, sign and encrypt the batch's file(s): (file, first seq, last seq) each."""
-    fmt, signer = profile.format, profile.signer
     files: list[tuple[OutboundFile, int, int]] = []
+    if profile.is_api:
+        per_file = int(profile.api_config.get("max_items_per_request", 50_000))
+    else:
+        fmt, signer = profile.format, profile.signer
+        per_file = fmt.max_items_per_file
     chunk: list[RequestItem] = []
     serial = batch.serial or ""
 
@@ -216,25 +221,32 @@ def _render_files(
             period=batch.period,
             item_count=len(chunk),
             total_fen=sum(i.amount_fen for i in chunk),
-            created_on=china_today(),
+            created_on=batch.dispatch_on or china_today(),
+            payer_name=batch.payer_name,
         )
         # sequences run 1…n within each file (the spec); the serial carries the batch seq
-        data = fmt.render_request(
-            header, [dataclasses.replace(it, seq=n) for n, it in enumerate(chunk, start=1)]
-        )
-        name = fmt.request_file_name(serial, file_no)
+        numbered = [dataclasses.replace(it, seq=n) for n, it in enumerate(chunk, start=1)]
+        if profile.is_api:
+            # the exact body (encrypted where configured) is fixed now and re-sent as is
+            data = profile.api.render_submission(header, numbered)
+            name = profile.api.request_id(serial, file_no)
+            signature, signature_name = b"", ""
+        else:
+            data = fmt.render_request(header, numbered)
+            name = fmt.request_file_name(serial, file_no)
+            signature, signature_name = signer.sign(data), fmt.signature_name(name)
         f = OutboundFile(
             batch_id=batch.id,
             bank_profile=profile.name,
             file_no=file_no,
             file_name=name,
-            signature_name=fmt.signature_name(name),
+            signature_name=signature_name,
             item_count=header.item_count,
             total_fen=header.total_fen,
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             content_enc=ctx.pii.encrypt_bytes(FILE_PURPOSE, data),
-            signature=signer.sign(data),
+            signature=signature,
             state=FileState.PLANNED,
             attempts=0,
             inquiries=0,
@@ -245,7 +257,7 @@ def _render_files(
 
     for item in _decrypted_items(ctx, session, batch.id):
         chunk.append(item)
-        if len(chunk) >= fmt.max_items_per_file:
+        if len(chunk) >= per_file:
             close_file()
     if chunk:
         close_file()
@@ -289,9 +301,15 @@ def deliver_one(ctx: Context, owner: str) -> bool:
         profile = ctx.profiles[f.bank_profile]
         data = ctx.pii.decrypt_bytes(FILE_PURPOSE, f.content_enc)
         snapshot = (f.id, f.file_name, f.signature_name, f.sha256, f.size, f.signature)
+        batch_serial = session.scalar(select(Batch.serial).where(Batch.id == f.batch_id)) or ""
+        file_no = f.file_no
         attempts, inquiries = f.attempts, f.inquiries
     # ---- no transaction is open from here until the outcome is recorded ----
     fid, name, sig_name, sha, size, signature = snapshot
+    if profile.is_api:
+        return _deliver_api(
+            ctx, profile, fid, owner, (batch_serial, file_no, name), data, attempts, inquiries
+        )
     try:
         uploaded = retry_never_sent(
             lambda: _deliver(ctx, profile, name, sig_name, sha, size, data, signature)
@@ -313,6 +331,88 @@ def deliver_one(ctx: Context, owner: str) -> bool:
         return True
     _record_delivered(ctx, fid, owner, uploaded=uploaded)
     return True
+
+
+def _deliver_api(
+    ctx: Context,
+    profile: BankProfile,
+    file_id: int,
+    owner: str,
+    ids: tuple[str, int, str],
+    body: bytes,
+    attempts: int,
+    inquiries: int,
+) -> bool:
+    """Submit to an API bank. After any earlier attempt, ask the bank first: it may have
+    taken the submission although we never saw its answer."""
+    api = profile.api
+    serial, file_no, request_id = ids
+    try:
+        if attempts > 1 or inquiries > 0:
+            status = retry_never_sent(lambda: api.inquire(serial, file_no))
+            if status is not None:
+                log.info("dispatch.found_at_bank", request_id=request_id)
+                _record_delivered(ctx, file_id, owner, uploaded=False)
+                return True
+        ack = retry_never_sent(lambda: api.submit(request_id, body))
+    except RejectedError as exc:
+        if exc.code in _NOT_A_REJECTION:
+            # nothing proves the items were refused: a 409 means another body under our
+            # idempotency key *was* taken; a signature/client refusal is our configuration.
+            # Neither may send the items back for correction (that could pay twice).
+            _escalate(ctx, file_id, owner, _NOT_A_REJECTION[exc.code], f"{exc.code}: {exc}")
+        else:
+            _record_rejected(ctx, file_id, owner, exc)
+        return True
+    except NeverSentError as exc:
+        _retry_later(ctx, file_id, owner, attempts, exc, unknown=False)
+        return True
+    except TransportError as exc:
+        if inquiries >= ctx.settings.inquiry_max_attempts:
+            _escalate(ctx, file_id, owner, "outcome_unknown", str(exc))
+        else:
+            _retry_later(ctx, file_id, owner, attempts, exc, unknown=True)
+        return True
+    log.info("dispatch.submitted", request_id=request_id, replayed=ack.replayed)
+    _record_delivered(ctx, file_id, owner, uploaded=not ack.replayed)
+    return True
+
+
+_NOT_A_REJECTION = {
+    "IDEMPOTENCY_CONFLICT": "idempotency_conflict",
+    "SIGNATURE_INVALID": "bank_auth_refused",
+    "CLIENT_UNKNOWN": "bank_auth_refused",
+}
+
+
+def _record_rejected(ctx: Context, file_id: int, owner: str, exc: RejectedError) -> None:
+    """The bank refused the submission outright: final for its items, and a case."""
+    with session_scope(ctx.sessions) as session:
+        f = session.get(OutboundFile, file_id, with_for_update=True)
+        if f is None or f.lease_owner != owner:
+            return
+        profile = ctx.profiles[f.bank_profile]
+        f.state = FileState.REJECTED
+        f.last_error = f"rejected by bank: {exc.code}: {exc}"
+        f.lease_owner = None
+        f.lease_until = None
+        _open_case(session, f, "submission_rejected", f.last_error)
+        move_items(
+            session,
+            PaymentItem.outbound_file_id == f.id,
+            ItemEvent.FILE_REJECTED,
+            owner,
+            values={
+                "bank_code": exc.code[:16],
+                "reason_code": profile.result_codes.get(exc.code, "file_rejected"),
+                "bank_message": str(exc)[:200],
+            },
+            detail={"request": f.file_name, "bank_code": exc.code},
+        )
+        batch = session.get(Batch, f.batch_id, with_for_update=True)
+        if batch is not None:
+            complete_if_final(session, batch, owner)
+    log.error("dispatch.rejected", file_id=file_id, code=exc.code)
 
 
 def _deliver(
@@ -364,6 +464,8 @@ def _record_delivered(ctx: Context, file_id: int, owner: str, *, uploaded: bool)
         f.state = FileState.DELIVERED
         f.delivered_at = now
         f.last_error = None
+        if ctx.profiles[f.bank_profile].is_api:
+            f.next_poll_at = now + dt.timedelta(seconds=ctx.profiles[f.bank_profile].poll_seconds)
         f.lease_owner = None
         f.lease_until = None
         where = PaymentItem.outbound_file_id == f.id
@@ -429,6 +531,9 @@ def _open_case(session: Session, f: OutboundFile, kind: str, evidence: str | Non
         "far_side_conflict": "银行服务器上已有同名但内容不同的文件，已停止发送",
         "outcome_unknown": "多次查询后仍无法确认文件是否送达银行",
         "never_sent": "多次尝试仍无法连接银行",
+        "submission_rejected": "银行拒绝了整笔代发请求",
+        "idempotency_conflict": "银行报告同一请求号已用于不同内容，已停止发送，请与银行核对",
+        "bank_auth_refused": "银行拒绝了本系统的签名或客户号，请检查密钥配置后重新发送",
     }
     session.add(
         OperatorCase(

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from gateway.batches.models import Batch, ItemEventRecord, PaymentItem
 from gateway.context import Context
 from gateway.dispatch.models import OutboundFile
-from gateway.feedback.models import InboundFile, ItemResult, OperatorCase
+from gateway.feedback.models import AccountEntryRecord, InboundFile, ItemResult, OperatorCase
 from gateway.kit.clock import CHINA, utcnow
 from gateway.kit.db import session_scope
 from gateway.kit.leases import claim_job, release_job
@@ -46,6 +46,8 @@ from gateway.payments.states import (
 )
 from gateway.payments.transitions import complete_if_final, move_items
 from gateway.ports import (
+    AccountNotice,
+    AccountNoticeFormat,
     AdapterError,
     FormatError,
     RemoteFile,
@@ -78,10 +80,14 @@ def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
         fmt = profile.format
         with profile.open_transport() as t:
             listing = {r.name: r for r in t.list(profile.outbox)}
+            notices = isinstance(fmt, AccountNoticeFormat)
             names = sorted(
                 n
                 for n in listing
-                if fmt.is_result_file_name(n) and fmt.signature_name(n) in listing
+                if (
+                    fmt.is_result_file_name(n) or (notices and fmt.is_account_notice_name(n))  # type: ignore[attr-defined]
+                )
+                and fmt.signature_name(n) in listing
             )
             with ctx.sessions() as session:
                 known = {
@@ -100,6 +106,9 @@ def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
                 out.files_seen += 1
                 data = t.get(profile.outbox, name)
                 signature = t.get(profile.outbox, fmt.signature_name(name))
+                if isinstance(fmt, AccountNoticeFormat) and fmt.is_account_notice_name(name):
+                    take_account_notice(ctx, profile, name, data, signature, owner)
+                    continue
                 applied = take_result_file(ctx, profile, name, data, signature, owner)
                 if applied is None:
                     continue
@@ -116,6 +125,94 @@ def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
         with session_scope(ctx.sessions) as session:
             release_job(session, job, owner)
     return out
+
+
+def take_account_notice(
+    ctx: Context, profile: BankProfile, name: str, data: bytes, signature: bytes, actor: str
+) -> int | None:
+    """Record a payer-account notification (camt.054) as facts for reconciliation. A credit
+    entry naming items (money that came back: 退票) bounces those items. Returns the number
+    of entries recorded, -1 when refused, None when seen before."""
+    fmt = profile.format
+    assert isinstance(fmt, AccountNoticeFormat)  # noqa: S101 (only called for such formats)
+    sha = hashlib.sha256(data).hexdigest()
+    with ctx.sessions() as session:
+        if session.scalar(
+            select(InboundFile.id).where(
+                InboundFile.bank_profile == profile.name, InboundFile.sha256 == sha
+            )
+        ):
+            return None
+    error: str | None = None
+    notice: AccountNotice | None = None
+    try:
+        profile.signer.verify(data, signature)
+        notice = fmt.parse_account_notice(data)
+    except (SignatureError, FormatError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    try:
+        with session_scope(ctx.sessions) as session:
+            inbound = InboundFile(
+                bank_profile=profile.name,
+                kind="account_notice",
+                file_name=name,
+                sha256=sha,
+                size=len(data),
+                state="rejected" if error else "applied",
+                error=error,
+                item_count=len(notice.entries) if notice else 0,
+            )
+            session.add(inbound)
+            session.flush()
+            if notice is None:
+                session.add(
+                    OperatorCase(
+                        kind="result_file_invalid",
+                        inbound_file_id=inbound.id,
+                        summary="银行账户通知文件签名或格式校验失败，未处理",
+                        evidence=error,
+                    )
+                )
+                log.error("feedback.notice_rejected", file=name, error=error)
+                return -1
+            returns: list[Outcome] = []
+            for e in notice.entries:
+                session.add(
+                    AccountEntryRecord(
+                        bank_profile=profile.name,
+                        inbound_file_id=inbound.id,
+                        account=e.account,
+                        amount_fen=e.amount_fen,
+                        direction=e.direction,
+                        booked_on=e.booked_on,
+                        bank_ref=e.bank_ref,
+                        batch_serial=e.batch_serial,
+                        file_no=e.file_no,
+                        details=[[serial, fen] for serial, fen in e.details],
+                    )
+                )
+                if e.direction == "credit":
+                    returns += [
+                        Outcome(
+                            serial=serial,
+                            status="returned",
+                            bank_code="RETURN",
+                            bank_message="退票",
+                            amount_fen=fen,
+                            bank_ref=e.bank_ref,
+                            processed_at=None,
+                        )
+                        for serial, fen in e.details
+                    ]
+            session.flush()
+            if returns:
+                inbound.applied_count = apply_outcomes(
+                    session, ctx.pii, profile, inbound, returns, actor
+                )
+    except IntegrityError:
+        return None
+    log.info("feedback.notice_recorded", file=name, entries=len(notice.entries))
+    return len(notice.entries)
 
 
 def take_result_file(
@@ -180,6 +277,68 @@ def take_result_file(
     return applied
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One per-item result as any bank reported it (file line, API status), normalised."""
+
+    serial: str
+    status: str  # paid | failed | returned
+    bank_code: str
+    bank_message: str
+    amount_fen: int
+    bank_ref: str
+    processed_at: dt.datetime | None
+    account_no: str | None = None  # when the bank repeats it (file formats do)
+
+
+def outcome_of(r: ResultItem) -> Outcome:
+    return Outcome(
+        serial=r.serial,
+        status="paid" if r.status == ResultStatus.PAID else "failed",
+        bank_code=r.bank_code,
+        bank_message=r.bank_message,
+        amount_fen=r.amount_fen,
+        bank_ref=r.bank_ref,
+        processed_at=r.processed_at,
+        account_no=r.account_no,
+    )
+
+
+# the states an item can be in after a given bank outcome (so seeing it again is a duplicate)
+_CONSISTENT = {
+    "paid": {
+        ItemState.PAID,
+        ItemState.BOUNCED,
+        ItemState.RETURNED,
+        ItemState.REISSUED,
+        ItemState.REFUNDED,
+    },
+    "failed": {ItemState.FAILED, ItemState.RETURNED, ItemState.REISSUED, ItemState.REFUNDED},
+    "returned": {ItemState.BOUNCED, ItemState.RETURNED, ItemState.REISSUED, ItemState.REFUNDED},
+}
+
+
+def _events_for(state: ItemState, status: str) -> list[ItemEvent]:
+    if status == "paid":
+        return [ItemEvent.RESULT_PAID]
+    if status == "failed":
+        return [ItemEvent.RESULT_FAILED]
+    # returned (退票): paid, then the money came back
+    return (
+        [ItemEvent.BOUNCE] if state == ItemState.PAID else [ItemEvent.RESULT_PAID, ItemEvent.BOUNCE]
+    )
+
+
+def _path(state: ItemState, events: list[ItemEvent]) -> list[ItemState] | None:
+    states = [state]
+    for event in events:
+        try:
+            states.append(item_next(states[-1], event))
+        except InvalidTransitionError:
+            return None
+    return states
+
+
 def _apply(
     session: Session,
     pii: PiiCipher,
@@ -190,7 +349,22 @@ def _apply(
 ) -> int:
     if not parsed.accepted:
         return _apply_file_rejection(session, profile, inbound, parsed, actor)
-    serials = [r.serial for r in parsed.items]
+    return apply_outcomes(
+        session, pii, profile, inbound, [outcome_of(r) for r in parsed.items], actor
+    )
+
+
+def apply_outcomes(
+    session: Session,
+    pii: PiiCipher,
+    profile: BankProfile,
+    inbound: InboundFile,
+    outcomes: Sequence[Outcome],
+    actor: str,
+) -> int:
+    """Record every outcome as a fact and move the items they legitimately move; returns
+    how many items moved. Conflicts and strangers become operator cases."""
+    serials = [r.serial for r in outcomes]
     items: dict[str, PaymentItem] = {}
     for start in range(0, len(serials), 5000):
         chunk = serials[start : start + 5000]
@@ -204,7 +378,7 @@ def _apply(
     events: list[dict[str, Any]] = []
     cases: list[OperatorCase] = []
     touched_batches: set[int] = set()
-    for r in parsed.items:
+    for r in outcomes:
         it = items.get(r.serial)
         disposition, case = _judge(pii, it, r)
         result_rows.append(_result_row(inbound.id, it, r, disposition, now))
@@ -213,6 +387,7 @@ def _apply(
                 OperatorCase(
                     kind=case,
                     item_id=it.id if it else None,
+                    batch_id=it.batch_id if it else None,
                     inbound_file_id=inbound.id,
                     summary=_CASE_SUMMARY[case],
                     evidence=f"serial={r.serial} status={r.status} code={r.bank_code} "
@@ -221,34 +396,36 @@ def _apply(
             )
         if disposition != "applied" or it is None:
             continue
-        event = ItemEvent.RESULT_PAID if r.status == ResultStatus.PAID else ItemEvent.RESULT_FAILED
         source = ItemState(it.state)
-        target = item_next(source, event)
-        reason = None if r.status == ResultStatus.PAID else profile.reason_for(r.bank_code)
+        steps = _events_for(source, r.status)
+        path = _path(source, steps)
+        assert path is not None  # noqa: S101 (_judge said it applies)
+        paid = r.status in {"paid", "returned"}
         updates.append(
             {
                 "b_id": it.id,
-                "state": target.value,
+                "state": path[-1].value,
                 "bank_code": r.bank_code,
                 "bank_message": r.bank_message[:200],
-                "bank_ref": r.bank_ref or None,
-                "reason_code": reason,
-                "paid_at": _utc(r) if r.status == ResultStatus.PAID else None,
+                "bank_ref": (r.bank_ref or it.bank_ref) or None,
+                "reason_code": None if r.status == "paid" else profile.reason_for(r.bank_code),
+                "paid_at": (it.paid_at or _utc(r.processed_at, now)) if paid else None,
                 "updated_at": now,
             }
         )
-        events.append(
-            {
-                "item_id": it.id,
-                "event": event.value,
-                "from_state": source.value,
-                "to_state": target.value,
-                "actor": actor,
-                "at": now,
-                "detail": {"file": inbound.file_name, "bank_code": r.bank_code},
-            }
-        )
-        it.state = target.value  # keep the session's view consistent within this file
+        for event, a, b in zip(steps, path, path[1:], strict=False):
+            events.append(
+                {
+                    "item_id": it.id,
+                    "event": event.value,
+                    "from_state": a.value,
+                    "to_state": b.value,
+                    "actor": actor,
+                    "at": now,
+                    "detail": {"source": inbound.file_name, "bank_code": r.bank_code},
+                }
+            )
+        it.state = path[-1].value  # keep the session's view consistent within this file
         touched_batches.add(it.batch_id)
     if result_rows:
         session.execute(insert(ItemResult), result_rows)
@@ -286,49 +463,45 @@ _CASE_SUMMARY = {
 }
 
 
-def _judge(pii: PiiCipher, it: PaymentItem | None, r: ResultItem) -> tuple[str, str | None]:
-    """What to make of one result: (disposition, operator case kind or None)."""
+def _judge(pii: PiiCipher, it: PaymentItem | None, r: Outcome) -> tuple[str, str | None]:
+    """What to make of one outcome: (disposition, operator case kind or None)."""
     if it is None:
         return "unknown_item", "unknown_serial"
     # the serial ties the result to the item; amount and account (compared through the
     # blind index, without decrypting) guard against a bank mixing lines up
-    if it.amount_fen != r.amount_fen or pii.blind_index("account_no", r.account_no) != (
-        it.account_bidx
+    if it.amount_fen != r.amount_fen or (
+        r.account_no is not None and pii.blind_index("account_no", r.account_no) != it.account_bidx
     ):
         return "mismatch", "result_mismatch"
     state = ItemState(it.state)
-    event = ItemEvent.RESULT_PAID if r.status == ResultStatus.PAID else ItemEvent.RESULT_FAILED
-    try:
-        item_next(state, event)
-    except InvalidTransitionError:
-        same = (state == ItemState.PAID and r.status == ResultStatus.PAID) or (
-            state == ItemState.FAILED and r.status == ResultStatus.FAILED
-        )
-        if same:
-            return "duplicate", None
-        return "conflict", "conflicting_result"
-    return "applied", None
+    if _path(state, _events_for(state, r.status)) is not None:
+        return "applied", None
+    if state in _CONSISTENT[r.status]:
+        return "duplicate", None
+    return "conflict", "conflicting_result"
 
 
-def _utc(r: ResultItem) -> dt.datetime:
+def _utc(at: dt.datetime | None, default: dt.datetime) -> dt.datetime:
     """The bank's local (Asia/Shanghai) time as naive UTC, as stored."""
-    at = r.processed_at if r.processed_at.tzinfo else r.processed_at.replace(tzinfo=CHINA)
-    return at.astimezone(dt.UTC).replace(tzinfo=None)
+    if at is None:
+        return default
+    aware = at if at.tzinfo else at.replace(tzinfo=CHINA)
+    return aware.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _result_row(
-    inbound_id: int, it: PaymentItem | None, r: ResultItem, disposition: str, now: dt.datetime
+    inbound_id: int, it: PaymentItem | None, r: Outcome, disposition: str, now: dt.datetime
 ) -> dict[str, Any]:
     return {
         "inbound_file_id": inbound_id,
         "item_id": it.id if it else None,
         "serial": r.serial,
-        "status": r.status.value,
+        "status": r.status,
         "amount_fen": r.amount_fen,
         "bank_code": r.bank_code,
         "bank_message": r.bank_message[:200],
         "bank_ref": r.bank_ref,
-        "processed_at": _utc(r),
+        "processed_at": _utc(r.processed_at, now),
         "disposition": disposition,
         "recorded_at": now,
     }

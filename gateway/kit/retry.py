@@ -11,7 +11,7 @@ from typing import TypeVar
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
@@ -25,7 +25,9 @@ T = TypeVar("T")
 def retry_never_sent(fn: Callable[[], T], *, attempts: int = 3, max_wait: float = 2.0) -> T:
     """Call ``fn``, retrying only NeverSentError (connect refused, DNS, handshake)."""
     retrying = Retrying(
-        retry=retry_if_exception_type(NeverSentError),
+        # a bank that said "later" (429 with Retry-After) is asked again only after that
+        # delay, by the persisted schedule, never straight away
+        retry=retry_if_exception(lambda e: isinstance(e, NeverSentError) and e.retry_after is None),
         wait=wait_exponential_jitter(multiplier=0.2, max=max_wait),
         stop=stop_after_attempt(attempts),
         reraise=True,

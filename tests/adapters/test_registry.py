@@ -24,7 +24,10 @@ def test_build_format() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"format": "fw-gbk-v9"}, r"unknown format 'fw-gbk-v9' \(known: fw-gb18030-v1\)"),
+        (
+            {"format": "fw-gbk-v9"},
+            r"unknown format 'fw-gbk-v9' \(known: fw-gb18030-v1, iso20022-v1\)",
+        ),
         ({}, r"\[format\]: missing key 'format'"),
         ({"format": ""}, "'format' must be a non-empty string"),
         ({"format": "fw-gb18030-v1", "max_items": 5}, "unknown key.*max_items"),
@@ -66,7 +69,11 @@ def test_build_signer(dev_keys: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"crypto": "sm2-sm3"}, r"\[crypto\]: unknown crypto 'sm2-sm3' \(known: rsa-pss-sha256\)"),
+        (
+            {"crypto": "sm9"},
+            r"\[crypto\]: unknown crypto 'sm9' "
+            r"\(known: ecdsa-p256-sha256, rsa-pss-sha256, sm2-sm3\)",
+        ),
         ({"own_key": "missing.pem"}, r"'own_key': cannot read .*missing\.pem"),
         ({"own_key_id": 7}, "'own_key_id' must be a non-empty string"),
         ({"peer_public_key": K.gateway_signing_key}, "cannot load the public key"),

@@ -38,7 +38,7 @@ from gateway.batches.models import Batch, PaymentItem  # noqa: E402
 from gateway.batches.service import IntakeService  # noqa: E402
 from gateway.certs import DEV_KEY_FILES, init_dev_keys  # noqa: E402
 from gateway.context import Context  # noqa: E402
-from gateway.demo.runner import write_profiles  # noqa: E402
+from gateway.demo.banks import write_profiles  # noqa: E402
 from gateway.dispatch.service import plan_one  # noqa: E402
 from gateway.feedback.service import take_result_file  # noqa: E402
 from gateway.kit.identity import id_check_char, luhn_check_digit  # noqa: E402

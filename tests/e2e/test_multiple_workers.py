@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.context import Context
-from gateway.demo.runner import write_profiles
+from gateway.demo.banks import write_profiles
 from gateway.dispatch.models import OutboundFile
 from gateway.payments.states import FileState, ItemState
 from tests.conftest import make_settings

@@ -50,6 +50,7 @@ def test_ledger_and_credits(write_config: Any) -> None:
         "amount_credited_fen": 300,
         "files_processed": 0,
         "files_rejected": 0,
+        "returned": 0,
     }
 
     masked = run("credits", "--config", str(path), "--json")

@@ -46,6 +46,7 @@ def test_empty_summary(ledger: Ledger) -> None:
         "amount_credited_fen": 0,
         "files_processed": 0,
         "files_rejected": 0,
+        "returned": 0,
     }
 
 

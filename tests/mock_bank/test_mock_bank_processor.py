@@ -144,6 +144,7 @@ def test_accepted_file_with_registry(make_bank: Callable[..., Bank], helpers: An
         "amount_credited_fen": 12352,
         "files_processed": 1,
         "files_rejected": 0,
+        "returned": 0,
     }
     assert not [p for p in bank.outbox.iterdir() if p.name.startswith(".")]
 

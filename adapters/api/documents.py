@@ -1,0 +1,455 @@
+"""The JSON documents of ``docs/formats/openapi-v1.md``: rendered and parsed strictly.
+
+Rendering is deterministic (fixed key order, compact separators, ``ensure_ascii=False``,
+UTF-8), so the same batch always gives the same bytes. Parsing refuses anything the
+contract does not say: duplicate keys, unknown or missing keys, wrong JSON types (a float
+or a boolean where an integer belongs), ``NaN``, statuses or dates out of the contract,
+item serials of another batch, counts and amounts that disagree with the items.
+
+Errors: a value we cannot write is a ``FieldError`` (with the field name), a structure we
+cannot render or a document we cannot read a ``FormatError``. Messages name fields and
+serials, never personal data.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+from gateway.ports import (
+    ApiItemResult,
+    ApiItemStatus,
+    ApiStatus,
+    FieldError,
+    FormatError,
+    RequestHeader,
+    RequestItem,
+)
+
+BATCH_SERIAL_RE: Final = re.compile(r"[0-9A-Z]{16}")
+MAX_FILE_NO: Final = 99
+SM4_CBC: Final = "SM4-CBC"
+
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
+_TIME_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
+_EVENT_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_CODE_RE: Final = re.compile(r"[A-Za-z0-9_]{0,32}")
+_MAX_TEXT: Final = 256
+CALLBACK_EVENTS: Final = frozenset({"disbursement.completed", "item.returned"})
+
+
+def check_batch_serial(batch_serial: str) -> None:
+    if not isinstance(batch_serial, str) or BATCH_SERIAL_RE.fullmatch(batch_serial) is None:
+        raise ValueError(f"batch serial {batch_serial!r} is not 16 characters [0-9A-Z]")
+
+
+def check_file_no(file_no: int) -> None:
+    if isinstance(file_no, bool) or not isinstance(file_no, int) or not 1 <= file_no <= 99:
+        raise ValueError(f"file number {file_no!r} is not 1…{MAX_FILE_NO}")
+
+
+def item_serial_re(batch_serial: str) -> re.Pattern[str]:
+    """Item serials of a batch: its 16-character serial and an 8-digit sequence."""
+    return re.compile(re.escape(batch_serial) + r"[0-9]{8}")
+
+
+def dump(value: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a document (key order as built; compact; UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _text(value: object, field: str, *, seq: int | None = None, empty: bool = False) -> str:
+    where = f"item seq {seq}: " if seq is not None else ""
+    if not isinstance(value, str):
+        raise FieldError(f"{where}{field} is not text", field_name=field, code="not_encodable")
+    if not value and not empty:
+        raise FieldError(f"{where}{field} is empty", field_name=field, code="empty")
+    if len(value) > _MAX_TEXT:
+        raise FieldError(
+            f"{where}{field} is longer than {_MAX_TEXT} characters",
+            field_name=field,
+            code="too_long",
+        )
+    if _CONTROL_RE.search(value):
+        raise FieldError(
+            f"{where}{field} contains a control character", field_name=field, code="not_encodable"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(
+            f"{where}{field} is not valid Unicode (lone surrogate)",
+            field_name=field,
+            code="not_encodable",
+        ) from None
+    return value
+
+
+def _fen(value: object, field: str, *, seq: int | None = None) -> int:
+    where = f"item seq {seq}: " if seq is not None else ""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise FieldError(
+            f"{where}{field} must be a positive integer number of fen",
+            field_name=field,
+            code="out_of_range",
+        )
+    return value
+
+
+def render_disbursement(
+    header: RequestHeader,
+    items: Iterable[RequestItem],
+    *,
+    payer_name: str | None,
+    max_items: int,
+) -> bytes:
+    """The plain JSON body of ``POST /openapi/v1/disbursements``.
+
+    ``payer_name`` is the profile's fallback when the header carries none.
+    """
+    try:
+        check_batch_serial(header.batch_serial)
+        check_file_no(header.file_no)
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
+    serial_re = item_serial_re(header.batch_serial)
+    rendered: list[dict[str, Any]] = []
+    serials: set[str] = set()
+    total = 0
+    for item in items:
+        count = len(rendered) + 1
+        if count > max_items:
+            raise FormatError(f"more than {max_items} items for one request")
+        if item.seq != count:
+            raise FormatError(f"item {count}: sequence {item.seq}, expected {count} (1…n)")
+        if not isinstance(item.serial, str) or serial_re.fullmatch(item.serial) is None:
+            raise FieldError(
+                f"item seq {count}: serial is not the batch serial and 8 digits",
+                field_name="serial",
+                code="invalid",
+            )
+        if item.serial in serials:
+            raise FormatError(f"item seq {count}: serial {item.serial} repeats in the request")
+        serials.add(item.serial)
+        amount = _fen(item.amount_fen, "amount_fen", seq=count)
+        total += amount
+        rendered.append(
+            {
+                "seq": count,
+                "serial": item.serial,
+                "name": _text(item.name, "name", seq=count),
+                "id_number": _text(item.id_number, "id_number", seq=count),
+                "account_no": _text(item.account_no, "account_no", seq=count),
+                "amount_fen": amount,
+                "remark": _text(item.remark, "remark", seq=count, empty=True),
+            }
+        )
+    if not rendered:
+        raise FormatError("a request needs at least one item")
+    if header.item_count != len(rendered):
+        raise FormatError(
+            f"header item_count is {header.item_count}, the items give {len(rendered)}"
+        )
+    if header.total_fen != total:
+        raise FormatError(f"header total_fen is {header.total_fen}, the items give {total}")
+    name = header.payer_name or payer_name or ""
+    document = {
+        "batch_serial": header.batch_serial,
+        "file_no": header.file_no,
+        "payer_account": _text(header.payer_account, "payer_account"),
+        "payer_name": _text(name, "payer_name"),
+        "subsidy_code": _text(header.subsidy_code, "subsidy_code"),
+        "subsidy_name": _text(header.subsidy_name, "subsidy_name"),
+        "period": _text(header.period, "period"),
+        "item_count": len(rendered),
+        "total_fen": total,
+        "items": rendered,
+    }
+    return dump(document)
+
+
+def render_envelope(key_id: str, iv: bytes, ciphertext: bytes) -> bytes:
+    """The encrypted body: ``{"encrypted": {"alg", "key_id", "iv", "data"}}``."""
+    return dump(
+        {
+            "encrypted": {
+                "alg": SM4_CBC,
+                "key_id": key_id,
+                "iv": base64.b64encode(iv).decode("ascii"),
+                "data": base64.b64encode(ciphertext).decode("ascii"),
+            }
+        }
+    )
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def _fail(message: str) -> NoReturn:
+    raise FormatError(message)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            _fail(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> NoReturn:
+    _fail(f"{name} is not JSON")
+
+
+def load_object(data: bytes, what: str) -> dict[str, Any]:
+    """A JSON object from UTF-8 bytes, refusing duplicate keys and NaN/Infinity."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"{what}: not UTF-8")
+    if text.startswith("\ufeff"):
+        _fail(f"{what}: starts with a byte order mark")
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except FormatError as exc:
+        _fail(f"{what}: {exc}")
+    except (ValueError, RecursionError) as exc:
+        _fail(f"{what}: not JSON ({exc})")
+    if not isinstance(value, dict):
+        _fail(f"{what}: not a JSON object")
+    return value
+
+
+class _Reader:
+    """Typed access to one JSON object; every key must be read (or allowed) exactly."""
+
+    def __init__(self, obj: object, where: str) -> None:
+        if not isinstance(obj, dict):
+            _fail(f"{where} is not a JSON object")
+        self.obj: dict[str, Any] = obj
+        self.where = where
+        self.seen: set[str] = set()
+
+    def _get(self, key: str, *, optional: bool = False) -> Any:
+        self.seen.add(key)
+        if key not in self.obj:
+            if optional:
+                return None
+            _fail(f"{self.where}: {key!r} is missing")
+        return self.obj[key]
+
+    def text(
+        self,
+        key: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        empty: bool = True,
+        max_length: int = _MAX_TEXT,
+    ) -> str:
+        value = self._get(key)
+        if not isinstance(value, str):
+            _fail(f"{self.where}: {key!r} is not a string")
+        if not value and not empty:
+            _fail(f"{self.where}: {key!r} is empty")
+        if len(value) > max_length or _CONTROL_RE.search(value):
+            _fail(f"{self.where}: {key!r} is too long or contains a control character")
+        if pattern is not None and pattern.fullmatch(value) is None:
+            _fail(f"{self.where}: {key!r} is not in the expected form")
+        return value
+
+    def integer(self, key: str, *, minimum: int = 0) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(f"{self.where}: {key!r} is not an integer")
+        if value < minimum:
+            _fail(f"{self.where}: {key!r} is below {minimum}")
+        return value
+
+    def time(self, key: str, *, optional: bool = False) -> dt.datetime | None:
+        value = self._get(key, optional=optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or _TIME_RE.fullmatch(value) is None:
+            _fail(f"{self.where}: {key!r} is not YYYY-MM-DDThh:mm:ss±hh:mm")
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            _fail(f"{self.where}: {key!r} is not a valid date and time")
+
+    def array(self, key: str) -> list[Any]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            _fail(f"{self.where}: {key!r} is not an array")
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.obj) - self.seen)
+        if unknown:
+            _fail(f"{self.where}: unknown key(s) {', '.join(map(repr, unknown))}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    batch_serial: str
+    file_no: int
+    accepted_at: str
+
+
+def parse_ack(data: bytes) -> Ack:
+    """The 202/200 answer to a submission."""
+    r = _Reader(load_object(data, "acknowledgement"), "acknowledgement")
+    batch_serial = r.text("batch_serial", pattern=BATCH_SERIAL_RE)
+    file_no = r.integer("file_no", minimum=1)
+    if r.text("status") != "accepted":
+        _fail("acknowledgement: 'status' is not 'accepted'")
+    r.time("accepted_at")
+    accepted_at = r.obj["accepted_at"]  # kept as the bank wrote it (checked just above)
+    r.done()
+    return Ack(batch_serial, file_no, accepted_at)
+
+
+def parse_error_code(data: bytes) -> tuple[str | None, str]:
+    """``(code, message)`` of an error body; ``(None, "")`` when it is not one.
+
+    Lenient on purpose: an error answer is already final or already a retry; its body only
+    adds the bank's words to it.
+    """
+    try:
+        obj = load_object(data, "error body")
+    except FormatError:
+        return None, ""
+    code = obj.get("code")
+    message = obj.get("message")
+    if not isinstance(code, str) or _CODE_RE.fullmatch(code) is None or not code:
+        return None, ""
+    return code, message[:_MAX_TEXT] if isinstance(message, str) else ""
+
+
+def parse_status(data: bytes, batch_serial: str, file_no: int) -> ApiStatus:
+    """The 200 answer to ``GET /disbursements/{batch_serial}/{file_no}``."""
+    r = _Reader(load_object(data, "status"), "status")
+    if r.text("batch_serial") != batch_serial:
+        _fail("status: 'batch_serial' is not the one asked for")
+    if r.integer("file_no", minimum=1) != file_no:
+        _fail("status: 'file_no' is not the one asked for")
+    state = r.text("status")
+    if state not in {"processing", "completed"}:
+        _fail(f"status: 'status' {state!r} is neither 'processing' nor 'completed'")
+    completed = state == "completed"
+    stated = {
+        "paid": (r.integer("paid_count"), r.integer("paid_fen")),
+        "failed": (r.integer("failed_count"), r.integer("failed_fen")),
+    }
+    serial_re = item_serial_re(batch_serial)
+    items: list[ApiItemResult] = []
+    serials: set[str] = set()
+    for index, raw_item in enumerate(r.array("items"), start=1):
+        item = _parse_item(raw_item, f"status item {index}", serial_re)
+        if item.serial in serials:
+            _fail(f"status item {index}: serial {item.serial} repeats")
+        serials.add(item.serial)
+        if completed and item.status == ApiItemStatus.PENDING:
+            _fail(f"status item {index}: 'pending' in a completed disbursement")
+        items.append(item)
+    r.done()
+    for status in ("paid", "failed"):
+        mine = [i.amount_fen for i in items if i.status == status]
+        count, fen = stated[status]
+        if (count, fen) != (len(mine), sum(mine)):
+            _fail(
+                f"status: {status}_count/{status}_fen say {count}/{fen}, "
+                f"the items give {len(mine)}/{sum(mine)}"
+            )
+    return ApiStatus(
+        batch_serial=batch_serial,
+        file_no=file_no,
+        completed=completed,
+        items=tuple(items),
+        raw=data,
+    )
+
+
+def _parse_item(obj: object, where: str, serial_re: re.Pattern[str]) -> ApiItemResult:
+    r = _Reader(obj, where)
+    serial = r.text("serial", pattern=serial_re)
+    raw_status = r.text("status")
+    try:
+        status = ApiItemStatus(raw_status)
+    except ValueError:
+        _fail(f"{where}: 'status' {raw_status!r} is not pending, paid, failed or returned")
+    code = r.text("code", pattern=_CODE_RE)
+    message = r.text("message")
+    amount = r.integer("amount_fen", minimum=1)
+    bank_ref = r.text("bank_ref")
+    pending = status == ApiItemStatus.PENDING
+    processed_at = r.time("processed_at", optional=pending)
+    returned_at = r.time("returned_at", optional=status != ApiItemStatus.RETURNED)
+    r.done()
+    if pending and code:
+        _fail(f"{where}: a pending item has code {code!r}")
+    if not pending and not code:
+        _fail(f"{where}: a decided item has no code")
+    return ApiItemResult(
+        serial=serial,
+        status=status,
+        bank_code=code,
+        bank_message=message,
+        amount_fen=amount,
+        bank_ref=bank_ref,
+        processed_at=processed_at,
+        returned_at=returned_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackEvent:
+    event_id: str
+    event: str
+    batch_serial: str
+    file_no: int
+    sent_at: dt.datetime
+
+
+def parse_callback(data: bytes) -> CallbackEvent:
+    """A callback body: ``{"event_id", "event", "batch_serial", "file_no", "sent_at"}``."""
+    r = _Reader(load_object(data, "callback"), "callback")
+    event_id = r.text("event_id", pattern=_EVENT_ID_RE)
+    event = r.text("event")
+    if event not in CALLBACK_EVENTS:
+        _fail(f"callback: unknown event {event!r}")
+    batch_serial = r.text("batch_serial", pattern=BATCH_SERIAL_RE)
+    file_no = r.integer("file_no", minimum=1)
+    if file_no > MAX_FILE_NO:
+        _fail(f"callback: 'file_no' is above {MAX_FILE_NO}")
+    sent_at = r.time("sent_at")
+    r.done()
+    assert sent_at is not None  # noqa: S101 (not optional above)
+    return CallbackEvent(event_id, event, batch_serial, file_no, sent_at)
+
+
+def decode_envelope(data: bytes) -> tuple[str, bytes, bytes]:
+    """``(key_id, iv, ciphertext)`` of an encrypted body (for tests and diagnostics)."""
+    outer = _Reader(load_object(data, "envelope"), "envelope")
+    inner = _Reader(outer._get("encrypted"), "envelope.encrypted")
+    outer.done()
+    if inner.text("alg") != SM4_CBC:
+        _fail("envelope: 'alg' is not SM4-CBC")
+    key_id = inner.text("key_id", empty=False)
+    try:
+        iv = base64.b64decode(inner.text("iv"), validate=True)
+        ciphertext = base64.b64decode(inner.text("data", max_length=1 << 30), validate=True)
+    except ValueError:
+        _fail("envelope: 'iv' or 'data' is not base64")
+    inner.done()
+    return key_id, iv, ciphertext
