@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -94,19 +95,101 @@ def accounts() -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def bank(tmp_path: Path, dev_keys: Path, accounts: list[dict[str, str]]) -> Iterator[object]:
-    """The mock bank, in-process, SFTP on a free loopback port."""
-    from gateway.demo.banks import write_bank_config
+def bank_extra() -> str:
+    """Extra TOML appended to every in-process mock bank's config (e.g. a [faults] table);
+    tests override this fixture."""
+    return ""
+
+
+@pytest.fixture
+def bank_dedupe() -> bool:
+    """Whether the in-process mock banks pay an item serial only once; tests override."""
+    return True
+
+
+@pytest.fixture
+def callback_port() -> int:
+    """The port the gateway's HTTP API listens on for bank callbacks (when a test runs it)."""
+    from gateway.demo.runner import free_port
+
+    return free_port()
+
+
+def _start_bank(
+    tmp_path: Path,
+    dev_keys: Path,
+    accounts: list[dict[str, str]],
+    which: str,
+    extra: str,
+    callback_url: str | None = None,
+    dedupe: bool = True,
+) -> object:
+    from gateway.demo.banks import ABC, HNRCU, PSBC, write_bank_config
     from mock_bank.config import load_config
     from mock_bank.server import MockBank
 
-    config = write_bank_config(tmp_path, dev_keys, accounts, delay=0.0)
-    if not accounts:
-        # no registry: every account is active and matching
-        text = config.read_text().replace('accounts_file = "accounts.json"\n', "")
-        config.write_text(text)
+    demo_bank = {"hnrcu": HNRCU, "psbc": PSBC, "abc": ABC}[which]
+    # no registry when the test gives no accounts: every account is active and matching
+    config = write_bank_config(
+        tmp_path,
+        dev_keys,
+        accounts or None,
+        delay=0.0,
+        bank=demo_bank,
+        callback_url=callback_url,
+        extra=extra,
+        dedupe=dedupe,
+    )
     mb = MockBank(load_config(config))
     mb.start()
+    return mb
+
+
+@pytest.fixture
+def bank(
+    tmp_path: Path,
+    dev_keys: Path,
+    accounts: list[dict[str, str]],
+    bank_extra: str,
+    bank_dedupe: bool,
+) -> Iterator[Any]:
+    """The fixed-width mock bank (湖南农信), in-process, SFTP on a free loopback port."""
+    mb: Any = _start_bank(tmp_path, dev_keys, accounts, "hnrcu", bank_extra, dedupe=bank_dedupe)
+    try:
+        yield mb
+    finally:
+        mb.stop()
+
+
+@pytest.fixture
+def iso_bank(
+    tmp_path: Path,
+    dev_keys: Path,
+    accounts: list[dict[str, str]],
+    bank_extra: str,
+    bank_dedupe: bool,
+) -> Iterator[Any]:
+    """The ISO 20022 mock bank (邮储银行), in-process, SFTP on a free loopback port."""
+    mb: Any = _start_bank(tmp_path, dev_keys, accounts, "psbc", bank_extra, dedupe=bank_dedupe)
+    try:
+        yield mb
+    finally:
+        mb.stop()
+
+
+@pytest.fixture
+def api_bank(
+    tmp_path: Path,
+    dev_keys: Path,
+    accounts: list[dict[str, str]],
+    bank_extra: str,
+    callback_port: int,
+    bank_dedupe: bool,
+) -> Iterator[Any]:
+    """The open-API mock bank (农业银行), in-process, HTTPS with mutual TLS; it calls back
+    to the gateway's API on ``callback_port``."""
+    url = f"http://127.0.0.1:{callback_port}/v1/bank-callbacks/abc"
+    mb: Any = _start_bank(tmp_path, dev_keys, accounts, "abc", bank_extra, url, bank_dedupe)
     try:
         yield mb
     finally:
@@ -141,9 +224,41 @@ def ctx(
     port = 9
     if "bank" in request.fixturenames:
         port = request.getfixturevalue("bank").sftp_port
-    profiles = write_profiles(tmp_path, dev_keys, port)
+    ports: dict[str, int] = {}
+    if "iso_bank" in request.fixturenames:
+        ports["psbc"] = request.getfixturevalue("iso_bank").sftp_port
+    if "api_bank" in request.fixturenames:
+        ports["abc"] = request.getfixturevalue("api_bank").api_port
+    profiles = write_profiles(tmp_path, dev_keys, port, ports=ports)
     context = Context.build(make_settings(db_url, profiles))  # type: ignore[arg-type]
     try:
         yield context
     finally:
         context.close()
+
+
+@pytest.fixture
+def gateway_http(ctx: Any, callback_port: int) -> Iterator[str]:
+    """The gateway's HTTP API (uvicorn, in a thread) on ``callback_port``."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from gateway.api.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(ctx), host="127.0.0.1", port=callback_port, log_config=None, lifespan="off"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{callback_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

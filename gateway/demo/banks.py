@@ -66,6 +66,7 @@ def write_bank_config(
     bank: DemoBank = HNRCU,
     callback_url: str | None = None,
     extra: str = "",
+    dedupe: bool = True,
 ) -> Path:
     """Write ``<workdir>/bank[_<profile>]/mock_bank.toml`` (and the account registry)."""
     bank_dir = workdir / ("bank" if bank is HNRCU else f"bank_{bank.profile}")
@@ -83,7 +84,7 @@ def write_bank_config(
     text = f"""data_dir = "{bank_dir.resolve()}"
 {accounts_line}result_delay_seconds = {delay}
 poll_interval_seconds = 0.2
-dedupe_by_serial = true
+dedupe_by_serial = {"true" if dedupe else "false"}
 format = "{bank.format or "fw-gb18030-v1"}"
 
 [signing]
@@ -117,6 +118,9 @@ bank_private_key = "{(keys / bank_priv).resolve()}"
 bank_key_id = "mockbank-dev"
 signature_alg = "{bank.wire_alg}"
 result_delay_seconds = {delay}
+# used only when the matching fault is configured in [faults]
+hold_seconds = 3.0
+bounce_after_seconds = 0.5
 {f'callback_url = "{callback_url}"' if callback_url else ""}
 
 [api.sm4_keys]

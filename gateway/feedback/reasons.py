@@ -54,6 +54,12 @@ REASONS: dict[str, Reason] = {
             "联系系统管理员核查文件签名或格式，修正后整批重发",
         ),
         Reason(
+            "bounced",
+            "退票（已入账后被退回）",
+            "returned after payment",
+            "核实账户状态（如销户、冻结）后，采集新账户并重新发放",
+        ),
+        Reason(
             "bank_other",
             "银行其他错误",
             "other bank failure",

@@ -258,14 +258,14 @@ def take_result_file(
             session.add(inbound)
             session.flush()
             if parsed is None:
-                session.add(
-                    OperatorCase(
-                        kind="result_file_invalid",
-                        inbound_file_id=inbound.id,
-                        summary="银行回盘文件签名或格式校验失败，未处理",
-                        evidence=error,
-                    )
+                case = OperatorCase(
+                    kind="result_file_invalid",
+                    inbound_file_id=inbound.id,
+                    summary="银行回盘文件签名或格式校验失败，未处理；请联系银行重发回盘",
+                    evidence=error,
                 )
+                session.add(case)
+                _escalate_named_file(session, profile, name, case, actor)
                 log.error("feedback.file_rejected", file=name, error=error)
                 return -1
             applied = _apply(session, ctx.pii, profile, inbound, parsed, actor)
@@ -337,6 +337,34 @@ def _path(state: ItemState, events: list[ItemEvent]) -> list[ItemState] | None:
         except InvalidTransitionError:
             return None
     return states
+
+
+def _escalate_named_file(
+    session: Session, profile: BankProfile, name: str, case: OperatorCase, actor: str
+) -> None:
+    """A broken result file whose name says which request it answers: that request's items
+    still awaiting the bank become operator cases (a person asks the bank to resend); a
+    good result file arriving later still settles them."""
+    claimed = profile.format.parse_result_file_name(name)
+    if claimed is None:
+        return
+    serial, file_no = claimed
+    f = session.scalar(
+        select(OutboundFile)
+        .join(Batch, Batch.id == OutboundFile.batch_id)
+        .where(Batch.serial == serial, OutboundFile.file_no == file_no)
+    )
+    if f is None:
+        return
+    case.outbound_file_id = f.id
+    case.batch_id = f.batch_id
+    move_items(
+        session,
+        PaymentItem.outbound_file_id == f.id,
+        ItemEvent.ESCALATE,
+        actor,
+        detail={"case": "result_file_invalid", "file": name},
+    )
 
 
 def _apply(

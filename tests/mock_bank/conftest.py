@@ -316,7 +316,7 @@ def write_config(tmp_path: Path, keys: Keys) -> ConfigWriter:
     return write
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
