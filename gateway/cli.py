@@ -66,7 +66,7 @@ def worker(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Migrate the database named by GATEWAY_DATABASE_URL to the latest schema."""
     from gateway.kit.migrate import upgrade  # noqa: PLC0415
 
