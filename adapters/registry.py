@@ -43,9 +43,11 @@ Relative paths are resolved against ``base_dir`` when given (e.g. the profile's 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from adapters.api.openapi import OpenApiBank, Sm4Encryption
 from adapters.api.tls import build_client_ssl_context
@@ -53,8 +55,9 @@ from adapters.crypto.config import CRYPTO_PROFILES, build_detached_signer
 from adapters.crypto.raw import build_raw_signer, build_raw_verifier
 from adapters.formats.fixed_width import FixedWidthGb18030Format
 from adapters.formats.iso20022 import Iso20022Format
+from adapters.sms import AliyunStyleSms, TencentStyleSms
 from adapters.transports.sftp import DEFAULT_MAX_FILE_BYTES, SftpTransport
-from gateway.ports import BankApi, BankFormat, FileTransport, Signer
+from gateway.ports import BankApi, BankFormat, FileTransport, Signer, SmsProvider
 
 _T = TypeVar("_T")
 
@@ -321,3 +324,105 @@ def build_bank_api(config: Mapping[str, object], *, base_dir: Path | None = None
     ``[crypto]`` table. ``{"api": name}`` defaults to ``openapi-v1``. Close it when done
     (``OpenApiBank.close``)."""
     return _build("api", {"api": "openapi-v1", **config}, BANK_APIS, base_dir)
+
+
+# --- SMS providers -------------------------------------------------------------------------
+
+SMS_PROVIDERS = ("aliyun-style", "tencent-style")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _SmsConfig(_Config):
+    def error(self, message: str) -> ValueError:
+        return ValueError(f"sms provider: {message}")
+
+
+def _sms_secret(cfg: _Config, base_dir: Path | None) -> str:
+    inline = "access_key_secret" in cfg.raw
+    from_file = "secret_file" in cfg.raw
+    if inline == from_file:
+        raise cfg.error("give exactly one of 'access_key_secret' and 'secret_file'")
+    if inline:
+        return cfg.text("access_key_secret")
+    secret = cfg.read("secret_file", base_dir).decode("utf-8", errors="replace").strip()
+    if not secret:
+        raise cfg.error("'secret_file' is empty")
+    return secret
+
+
+def _sms_base_url(cfg: _Config) -> str:
+    base_url = cfg.text("base_url")
+    url = urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise cfg.error(f"'base_url' {base_url!r} is not an http(s) URL")
+    if url.scheme == "http" and url.hostname not in _LOOPBACK_HOSTS:
+        raise cfg.error("'base_url' must be https:// (plain http only on loopback)")
+    if url.query or url.fragment:
+        raise cfg.error("'base_url' must not carry a query or fragment")
+    return base_url
+
+
+def build_sms_provider(
+    config: Mapping[str, object], *, base_dir: Path | None = None
+) -> SmsProvider:
+    """An SMS provider client (``docs/formats/sms-v1.md``) from::
+
+        {"provider": "aliyun-style" | "tencent-style",
+         "base_url": "https://dysmsapi.example.cn/",   # http:// only for loopback hosts
+         "access_key_id": "...",                        # Tencent-style: the SecretId
+         "access_key_secret": "..." | "secret_file": "<path: the secret, one line>",
+         "sdk_app_id": "1400000001",                    # tencent-style only, required
+         "sign_name": "岳阳县财政局",                   # optional: used when a message has none
+         "server_ca": "<path, PEM>",                    # optional: trust only this CA
+         "connect_timeout": 5.0, "read_timeout": 10.0, "write_timeout": 10.0,
+         "receipt_window_seconds": 300.0}               # optional
+
+    Exactly one of ``access_key_secret`` and ``secret_file``. The secret signs requests
+    and verifies receipt pushes. Close the provider when done (``close()``)."""
+    cfg = _SmsConfig("provider", config)
+    if cfg.kind not in SMS_PROVIDERS:
+        raise cfg.error(f"unknown provider {cfg.kind!r} (known: {', '.join(SMS_PROVIDERS)})")
+    base_url = _sms_base_url(cfg)
+    key_id = cfg.text("access_key_id")
+    secret = _sms_secret(cfg, base_dir)
+    sign_name = cfg.optional_text("sign_name")
+    connect_timeout = _positive(cfg, "connect_timeout", 5.0)
+    read_timeout = _positive(cfg, "read_timeout", 10.0)
+    write_timeout = _positive(cfg, "write_timeout", 10.0)
+    receipt_window = _positive(cfg, "receipt_window_seconds", 300.0)
+    verify: object = True
+    if "server_ca" in cfg.raw:
+        cadata = cfg.read("server_ca", base_dir).decode("ascii", errors="replace")
+        try:
+            verify = ssl.create_default_context(cadata=cadata)
+        except ssl.SSLError as exc:
+            raise cfg.error(f"'server_ca': not a PEM certificate: {exc}") from None
+    sdk_app_id = cfg.text("sdk_app_id") if cfg.kind == "tencent-style" else None
+    cfg.check_unknown()  # before the client (and its connection pool) exists
+    provider: SmsProvider
+    if sdk_app_id is None:
+        provider = AliyunStyleSms(
+            base_url=base_url,
+            access_key_id=key_id,
+            access_key_secret=secret,
+            default_sign_name=sign_name,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            verify=verify,
+            receipt_window_seconds=receipt_window,
+        )
+    else:
+        provider = TencentStyleSms(
+            base_url=base_url,
+            secret_id=key_id,
+            secret_key=secret,
+            sdk_app_id=sdk_app_id,
+            default_sign_name=sign_name,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            verify=verify,
+            receipt_window_seconds=receipt_window,
+        )
+    return provider

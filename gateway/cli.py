@@ -1,4 +1,5 @@
-"""``gateway`` command line: serve, worker, db upgrade, certs init, demo."""
+"""``gateway`` command line: serve, worker, db upgrade, certs init, demo, corrections,
+refunds, history."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.rework.cli import corrections_app, history, refunds_app
 from gateway.settings import Settings
 
 app = typer.Typer(help="Bank gateway of the 一卡通 subsidy payment scheme.", no_args_is_help=True)
@@ -16,6 +18,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 certs_app = typer.Typer(help="Development keys and certificates.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(certs_app, name="certs")
+app.add_typer(corrections_app, name="corrections")
+app.add_typer(refunds_app, name="refunds")
+app.command("history")(history)
 
 
 def _logging(settings: Settings, name: str) -> None:

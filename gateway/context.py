@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.dispatch.calendar import WorkingCalendar
 from gateway.kit.db import make_engine, make_session_factory
 from gateway.kit.pii import PiiCipher
+from gateway.notifications.config import SmsConfig
 from gateway.profiles import BankProfile, load_profiles
 from gateway.settings import Settings
 
@@ -23,6 +24,7 @@ class Context:
     pii: PiiCipher
     profiles: dict[str, BankProfile] = field(default_factory=dict)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    sms_config: SmsConfig = field(default_factory=SmsConfig)
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> Context:
@@ -35,6 +37,7 @@ class Context:
             pii=settings.pii,
             profiles=load_profiles(settings.bank_profiles_file),
             calendar=WorkingCalendar.from_file(settings.calendar_file),
+            sms_config=SmsConfig.load(settings.sms_file),
         )
 
     def close(self) -> None:

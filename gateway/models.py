@@ -12,13 +12,34 @@ from gateway.dispatch.models import OutboundFile
 from gateway.feedback.models import AccountEntryRecord, InboundFile, ItemResult, OperatorCase
 from gateway.kit.db import Base
 from gateway.kit.leases import JobLease
+from gateway.notifications.models import SmsNotice, SmsReceiptRecord
+from gateway.reconciliation.models import (
+    AccountEntryLink,
+    Discrepancy,
+    DiscrepancyEventRecord,
+    ReconciliationCursor,
+)
+from gateway.rework.models import (
+    AuditRecord,
+    CorrectionList,
+    CorrectionListItem,
+    TreasuryRefund,
+    TreasuryRefundItem,
+)
+from gateway.upstream.models import UpstreamChange, UpstreamFeed, WebhookAttempt, WebhookMessage
 
 __all__ = [
+    "AccountEntryLink",
     "AccountEntryRecord",
+    "AuditRecord",
     "Base",
     "Batch",
     "BatchError",
     "BatchEventRecord",
+    "CorrectionList",
+    "CorrectionListItem",
+    "Discrepancy",
+    "DiscrepancyEventRecord",
     "InboundFile",
     "ItemEventRecord",
     "ItemResult",
@@ -26,5 +47,14 @@ __all__ = [
     "OperatorCase",
     "OutboundFile",
     "PaymentItem",
+    "ReconciliationCursor",
     "RequestNonce",
+    "SmsNotice",
+    "SmsReceiptRecord",
+    "TreasuryRefund",
+    "TreasuryRefundItem",
+    "UpstreamChange",
+    "UpstreamFeed",
+    "WebhookAttempt",
+    "WebhookMessage",
 ]

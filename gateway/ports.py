@@ -332,3 +332,122 @@ class BankApi(Protocol):
         """Check the bank's signature over the raw body and the timestamp window; raise
         SignatureError otherwise. The caller checks the nonce against its replay store."""
         ...
+
+
+# --- SMS providers (短信服务商) --------------------------------------------------------------
+#
+# Contract: docs/formats/sms-v1.md. One message goes to one phone number. The gateway fixes
+# ``out_id`` (its send-ledger key) before the first attempt and reuses it on every attempt;
+# the provider echoes it back in its answer, its receipts and its status query.
+#
+# Errors, decided in the adapter:
+#   NeverSentError       connect refused, DNS, TLS handshake, pool timeout: nothing left us;
+#                        safe to resend with the same out_id
+#   OutcomeUnknownError  read timeout, connection reset after the request was written, 5xx,
+#                        an unreadable answer: the message may be on its way; resolve with
+#                        ``query`` (and receipts), never by resending
+#   TransportError       the provider refused for now (throttled, system busy) before taking
+#                        the message; retry later, honour ``retry_after`` (seconds)
+#   SmsRejectedError     final refusal (a RejectedError, ``code`` = the provider's code);
+#                        ``scope`` says whether the recipient is at fault (invalid or blocked
+#                        number: never retry this message) or our configuration is (sign,
+#                        template, parameters, credentials: every message will fail the same
+#                        way until an operator fixes the configuration)
+#   SignatureError       a receipt push whose signature or timestamp does not verify
+#   FormatError          a receipt push or query answer that does not follow the contract
+
+# Imported here, not at the top, so that this section stays one self-contained addition.
+from collections.abc import Mapping  # noqa: E402
+
+
+class SmsRejectedError(RejectedError):
+    """The SMS provider refused the message for good. ``code`` is the provider's code;
+    ``scope`` is ``"recipient"`` (the number: invalid, blacklisted, unsubscribed) or
+    ``"configuration"`` (sign name, template, parameters, credentials, account)."""
+
+    def __init__(
+        self, message: str, *, code: str, scope: Literal["recipient", "configuration"]
+    ) -> None:
+        super().__init__(message, code=code)
+        self.scope = scope
+
+
+@dataclass(frozen=True, slots=True)
+class SmsMessage:
+    """One templated SMS to one phone (plaintext phone: lives only in memory)."""
+
+    out_id: str  # ours, ≤ 64 chars [A-Za-z0-9_-]; fixed before the first attempt
+    phone: str  # 11-digit mainland mobile number, no "+86"
+    sign_name: str  # 签名, e.g. "岳阳县财政局"
+    template_id: str  # the provider's approved template (Aliyun TemplateCode / Tencent TemplateId)
+    params: Mapping[str, str]  # template variables by name; Tencent-style sends them in
+    #                            the order given here (keep the mapping's order stable)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsSendResult:
+    """The provider took the message for delivery. ``send`` never returns an unaccepted
+    result (refusals raise), so ``accepted`` is always True; it is there for readability at
+    the call site and for fakes."""
+
+    out_id: str
+    provider_ref: str  # Aliyun BizId / Tencent SerialNo
+    accepted: bool = True
+
+
+class SmsStatus(StrEnum):
+    PENDING = "pending"  # the provider holds the message; no delivery report yet
+    DELIVERED = "delivered"  # the handset received it
+    FAILED = "failed"  # the carrier/handset did not receive it; final for this message
+
+
+@dataclass(frozen=True, slots=True)
+class SmsReceipt:
+    """A delivery report (回执), pushed by the provider or returned by ``query``."""
+
+    out_id: str  # empty when a provider's push omits it: match by provider_ref then
+    provider_ref: str
+    status: SmsStatus
+    code: str  # the provider's report code ("DELIVERED", "MK:0001", "" while pending)
+    message: str  # the provider's description, may be empty
+    at: dt.datetime | None  # when the handset received it / the report was made (aware)
+    phone_masked: str  # e.g. "138****5678"; never the full number
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is SmsStatus.DELIVERED
+
+    @property
+    def final(self) -> bool:
+        return self.status is not SmsStatus.PENDING
+
+
+class SmsProvider(Protocol):
+    """An SMS provider's HTTP API (Aliyun-style or Tencent-style, docs/formats/sms-v1.md)."""
+
+    name: str  # "aliyun-style" | "tencent-style"
+
+    def send(self, msg: SmsMessage) -> SmsSendResult:
+        """Submit one message. Raises NeverSentError, OutcomeUnknownError, TransportError
+        (throttled/busy, with ``retry_after``) or SmsRejectedError."""
+        ...
+
+    def query(self, out_id: str, sent_on: dt.date, *, phone: str) -> list[SmsReceipt]:
+        """What the provider knows of ``out_id`` sent to ``phone`` on ``sent_on`` (its
+        Asia/Shanghai date; both real query APIs look up by number and day, then we filter
+        by out_id): an empty list means it never took the message (then, and only then, a
+        resend with the same out_id is safe); otherwise one entry per accepted submission
+        (more than one means it was sent twice). Raises the TransportError family (an
+        answer that does not follow the contract: OutcomeUnknownError — ask again later)
+        and SmsRejectedError (configuration) like ``send``."""
+        ...
+
+    def parse_receipts(self, headers: Mapping[str, str], body: bytes) -> list[SmsReceipt]:
+        """Verify a receipt push (signature over the raw body, timestamp window) and parse
+        it; raise SignatureError or FormatError. Receipts may arrive late or twice: apply
+        them idempotently (by out_id and status)."""
+        ...
+
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+        ...

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.kit.pii import PiiCipher
+from gateway.upstream.config import WebhookEndpoint
 
 # Development-only secrets: fixed so that a developer's database stays readable across runs.
 DEV_MASTER_KEYS = "dev1:" + base64.b64encode(b"development-master-key-not-secret"[:32]).decode()
@@ -47,9 +48,23 @@ class Settings(BaseSettings):
     )
     signature_window_seconds: int = 300
 
+    # results upstream: webhook endpoint per upstream client, JSON in the environment:
+    # {"client id": {"url": "https://…", "secret": "whsec_…", "previous_secrets": [...]}}
+    webhooks: dict[str, WebhookEndpoint] = Field(default_factory=dict)
+    webhook_timeout_seconds: float = 15.0  # per request (the specification: 15–30 s)
+    webhook_max_attempts: int = 15  # then the message is "failed" (≈ 1.4 days of retries)
+    webhook_retry_initial_seconds: float = 30.0
+    webhook_retry_max_seconds: float = 21600.0
+    webhook_step_seconds: float = 20.0  # time budget of one delivery step
+    webhook_proxy: str | None = None  # e.g. an egress proxy; environment proxies are ignored
+
     bank_profiles_file: Path = Path("deploy/banks.example.toml")
     # official holiday schedules for years the calendar package does not know yet
     calendar_file: Path | None = None
+    # SMS to beneficiaries: provider, templates, quiet hours (gateway/notifications/config.py)
+    sms_file: Path | None = None
+    # reconcile in every worker cycle (false: run `reconcile` as a separate scheduled job)
+    reconcile_in_worker: bool = True
 
     log_json: bool = True
     log_level: str = "INFO"
@@ -62,6 +77,15 @@ class Settings(BaseSettings):
     inquiry_max_attempts: int = 5
     retry_initial_seconds: float = 2.0
     retry_max_seconds: float = 300.0
+
+    # Treasury refunds (退回国库): a fiscal year's items still unpaid on this month-day
+    # (MM-DD, in that year) may be proposed for refund; year end by default. The pattern
+    # admits only days every year has (no 02-29).
+    refund_cutoff: str = Field(
+        "12-31",
+        pattern=r"^((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+        r"|02-(0[1-9]|1[0-9]|2[0-8]))$",
+    )
 
     # Fault injection for crash tests: the worker exits abruptly at this point
     # ("after_upload": the file is on the bank's server but not yet recorded). Ignored in

@@ -23,8 +23,11 @@ from gateway.feedback.api_poll import poll_api_profile
 from gateway.feedback.service import poll_profile
 from gateway.kit.db import session_scope
 from gateway.kit.logging import correlation, get_logger
+from gateway.notifications.service import sms_step
 from gateway.payments.states import BatchState
 from gateway.payments.transitions import complete_if_final
+from gateway.reconciliation.service import reconcile
+from gateway.upstream.service import upstream_step
 
 log = get_logger(__name__)
 
@@ -64,6 +67,14 @@ def run_cycle(ctx: Context, owner: str) -> CycleReport:
                 report.results += outcome.results_applied + outcome.files_rejected
     with correlation("complete"):
         report.completed = complete_batches(ctx, owner)
+    if ctx.settings.reconcile_in_worker:
+        with correlation("reconcile"):
+            recon = reconcile(ctx, owner)
+            report.completed += len(recon.reconciled) + sum(recon.opened.values())
+    with correlation("sms"):
+        report.results += sms_step(ctx, owner)
+    with correlation("upstream"):
+        report.results += upstream_step(ctx, owner)
     return report
 
 

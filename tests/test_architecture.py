@@ -28,6 +28,12 @@ def test_mock_bank_imports_neither_gateway_nor_adapters() -> None:
         assert not bad, (path, bad)
 
 
+def test_mock_sms_imports_neither_gateway_nor_adapters() -> None:
+    for path, names in imports_of("mock_sms").items():
+        bad = {n for n in names if n.split(".")[0] in {"gateway", "adapters", "mock_bank"}}
+        assert not bad, (path, bad)
+
+
 def test_adapters_know_only_the_ports() -> None:
     for path, names in imports_of("adapters").items():
         bad = {n for n in names if n.split(".")[0] == "gateway" and n != "gateway.ports"}

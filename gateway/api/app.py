@@ -13,6 +13,8 @@ from gateway.batches.endpoints import router as batches_router
 from gateway.context import Context
 from gateway.feedback.endpoints import router as callbacks_router
 from gateway.kit.logging import correlation, get_logger
+from gateway.notifications.endpoints import router as sms_router
+from gateway.upstream.endpoints import router as upstream_router
 
 log = get_logger(__name__)
 
@@ -34,6 +36,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_exception_handler(Exception, unexpected_error_handler)
     app.include_router(batches_router)
     app.include_router(callbacks_router)
+    app.include_router(upstream_router)
+    app.include_router(sms_router)
 
     @app.middleware("http")
     async def bind_correlation(

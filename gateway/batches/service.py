@@ -512,6 +512,11 @@ class IntakeService:
         )
         if run.reissue_targets:
             targets = list(run.reissue_targets)
+            sources = dict(
+                session.execute(
+                    select(PaymentItem.id, PaymentItem.state).where(PaymentItem.id.in_(targets))
+                ).all()
+            )
             moved = session.execute(
                 update(PaymentItem)
                 .where(
@@ -528,7 +533,7 @@ class IntakeService:
                 ItemEventRecord(
                     item_id=tid,
                     event=ItemEvent.REISSUE,
-                    from_state=ItemState.FAILED,
+                    from_state=sources.get(tid, ItemState.FAILED),
                     to_state=ItemState.REISSUED,
                     actor=actor,
                     at=now,

@@ -9,8 +9,10 @@ Everything it writes stays under ``.demo/``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -29,12 +31,18 @@ from gateway.certs import init_dev_keys
 from gateway.context import Context
 from gateway.demo.banks import ABC, BANKS, HNRCU, PSBC, write_bank_config, write_profiles
 from gateway.demo.data import bank_accounts, batch_payload, people
+from gateway.demo.sms import point_gateway_at, write_sms_configs
 from gateway.dispatch.models import OutboundFile
 from gateway.feedback.models import InboundFile, OperatorCase
 from gateway.kit.migrate import upgrade
 from gateway.kit.money import format_yuan
+from gateway.notifications.service import sms_summary
 from gateway.payments.states import BatchState, ItemState
+from gateway.reconciliation.service import summary as reconciliation_summary
+from gateway.rework.refunds import refund_summary
 from gateway.settings import DEV_API_CLIENTS, Settings
+from gateway.upstream.delivery import summary as upstream_summary
+from gateway.upstream.demo_receiver import UpstreamReceiver
 
 CLIENT_ID = "county-finance"
 
@@ -180,6 +188,32 @@ def _ledger_part(ledger: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _reconciled(ctx: Context) -> bool:
+    result: bool = reconciliation_summary(ctx)["ok"]
+    return result
+
+
+def _quiet_after_payments(ctx: Context) -> bool:
+    sms = sms_summary(ctx)
+    return sms["pending"] == 0 and upstream_summary(ctx)["pending"] == 0
+
+
+def _sms_centre_summary(centre_config: Path) -> dict[str, Any]:
+    """The mock SMS centre's own record (not the gateway's belief)."""
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "mock_sms.cli", "summary", "--config", str(centre_config), "--json"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    centre: dict[str, Any] = json.loads(out.stdout)
+    return {
+        "sent": int(centre["sent"]),
+        "failed": int(centre["failed"]),
+        "duplicates": int(centre["duplicates"]),
+    }
+
+
 def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
     workdir = workdir.resolve()
     if workdir.exists():
@@ -201,6 +235,8 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
         )
         for bank in BANKS
     }
+    centre_config, sms_file = write_sms_configs(workdir, gateway_port=api_port)
+    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     env = dict(os.environ)
     env.update(
         {
@@ -208,12 +244,31 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
             "GATEWAY_DATABASE_URL": f"sqlite:///{workdir / 'gateway.db'}",
             "GATEWAY_POLL_INTERVAL_SECONDS": "0.3",
             "GATEWAY_RETRY_INITIAL_SECONDS": "0.5",
+            "GATEWAY_SMS_FILE": str(sms_file),
+            "GATEWAY_WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
         }
     )
     say = (lambda *_a: None) if json_output else print
     say(f"demo: working in {workdir}")
     with ExitStack() as stack:
+        # the upstream finance system's webhook endpoint: verifies every signature itself and
+        # refuses each message's first attempt, so retries are part of the demo
+        receiver = stack.enter_context(UpstreamReceiver(webhook_secret, fail_first=1))
+        env["GATEWAY_WEBHOOKS"] = json.dumps(
+            {CLIENT_ID: {"url": receiver.url, "secret": webhook_secret}}
+        )
+        stack.enter_context(
+            process(
+                [sys.executable, "-m", "mock_sms.cli", "serve", "--config", str(centre_config)],
+                env,
+                workdir / "logs" / "mock_sms.log",
+            )
+        )
+        sms_port = wait_for(
+            lambda: _port_file(centre_config.parent / "sms.port"), 30, "the mock SMS centre"
+        )
+        point_gateway_at(sms_file, sms_port)
         ports: dict[str, int] = {}
         for bank in BANKS:
             config = configs[bank.profile]
@@ -253,13 +308,20 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
         accepted = [no for no, status in submissions.items() if status == 201]
 
         def all_done() -> bool:
-            return all(client.batch(no).json()["state"] == BatchState.COMPLETED for no in accepted)
+            return all(BatchState(client.batch(no).json()["state"]).is_settled() for no in accepted)
 
         wait_for(all_done, 180, "every batch to complete", interval=0.5)
         ctx = Context.build(settings)
         try:
+            # and until every SMS owed is settled and every outcome reached upstream
+            wait_for(lambda: _quiet_after_payments(ctx), 120, "SMS and webhooks", interval=0.5)
             summary = summarize(ctx)
             per_bank = {b.profile: summarize(ctx, b.profile) for b in BANKS}
+            summary["sms"] = {**_sms_centre_summary(centre_config), "gateway": sms_summary(ctx)}
+            summary["upstream"] = {**upstream_summary(ctx), "receiver": receiver.stats()}
+            summary["refunds"] = refund_summary(ctx)
+            wait_for(lambda: _reconciled(ctx), 60, "the reconciliation", interval=0.5)
+            summary["reconciliation"] = reconciliation_summary(ctx)
         finally:
             ctx.close()
         ledgers = {b.profile: bank_ledger(configs[b.profile]) for b in BANKS}
@@ -279,6 +341,15 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
             part["amount_fen"]["paid"] == part["bank"]["amount_credited_fen"]
             for part in per_bank.values()
         )
+    )
+    sms = summary["sms"]
+    ok = (
+        ok
+        and sms["duplicates"] == 0
+        and sms["gateway"]["paid_notices"] == summary["by_state"].get("paid", 0)
+        and sms["sent"] == sms["gateway"]["paid_notices"] + sms["gateway"]["failure_notices"]
+        and summary["upstream"]["pending"] == 0
+        and summary["reconciliation"]["ok"]
     )
     summary["ok"] = ok
     if json_output:
@@ -382,6 +453,19 @@ def _print_summary(s: dict[str, Any]) -> None:
         f" {format_yuan(b['amount_credited_fen'])} yuan,"
         f" double credits: {b['double_credits']}"
     )
+    sms, up = s["sms"], s["upstream"]
+    print(
+        f"SMS (mock SMS centre's record): sent {sms['sent']}, failed {sms['failed']},"
+        f" duplicates {sms['duplicates']}; gateway: {sms['gateway']['paid_notices']} payment"
+        f" notices, {sms['gateway']['failure_notices']} failure notices"
+    )
+    print(
+        f"upstream webhooks: delivered {up['delivered']}, pending {up['pending']},"
+        f" failed {up['failed']}; receiver saw {up['receiver']}"
+    )
+    print(f"treasury refunds: {s['refunds']}")
+    if "reconciliation" in s:
+        print(f"reconciliation: {s['reconciliation']}")
     print(f"open operator cases: {s['open_operator_cases']}")
     print(f"all items final: {s['all_final']}")
     print(f"RESULT: {'OK' if s['ok'] else 'NOT OK'}   (files and logs in {s['workdir']})")

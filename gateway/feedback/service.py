@@ -37,6 +37,7 @@ from gateway.kit.db import session_scope
 from gateway.kit.leases import claim_job, release_job
 from gateway.kit.logging import get_logger
 from gateway.kit.pii import PiiCipher
+from gateway.notifications.service import stage_notices
 from gateway.payments.states import (
     FileState,
     InvalidTransitionError,
@@ -477,6 +478,13 @@ def apply_outcomes(
         session.execute(insert(ItemEventRecord), events)
     session.add_all(cases)
     session.flush()
+    # the SMS owed for these outcomes is staged in this same transaction (outbox)
+    stage_notices(session, [u["b_id"] for u in updates if u["state"] == "paid"], "paid")
+    stage_notices(
+        session,
+        [u["b_id"] for u in updates if u["state"] in {"failed", "bounced"}],
+        "failed",
+    )
     for batch_id in touched_batches:
         batch = session.get(Batch, batch_id, with_for_update=True)
         if batch is not None:

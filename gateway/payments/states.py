@@ -22,8 +22,15 @@ final: an operator resolves it with a recorded event.
 Batch states (批次状态)::
 
     received ─▶ rejected                      (validation failed; nothing else happens)
-    received ─▶ accepted ─▶ dispatching ─▶ sent ─▶ completed
+    received ─▶ accepted ─▶ dispatching ─▶ sent ─▶ completed ─▶ reconciled
                                  (all items final for the bank → completed)
+
+``reconciled`` (已对账) follows ``completed`` once reconciliation (``gateway.reconciliation``)
+finds every item final, the money tied out against the bank's evidence (debit notices, or
+the bank's reported paid totals where it sends none) and no discrepancy of the batch left
+unresolved. ``completed`` is therefore no longer final; ``is_settled`` says "the bank has
+finished with every item" for both. A later fact about a reconciled batch (a late 退票)
+opens a discrepancy; the batch stays reconciled as of the day it tied out.
 """
 
 from __future__ import annotations
@@ -55,7 +62,12 @@ class ItemState(StrEnum):
 
     def is_reissuable(self) -> bool:
         """A re-issue may replace an item in this state."""
-        return self in {ItemState.FAILED, ItemState.RETURNED, ItemState.REFUNDED}
+        return self in {
+            ItemState.FAILED,
+            ItemState.RETURNED,
+            ItemState.REFUNDED,
+            ItemState.BOUNCED,
+        }
 
     @property
     def label_zh(self) -> str:
@@ -157,9 +169,14 @@ class BatchState(StrEnum):
     DISPATCHING = "dispatching"
     SENT = "sent"
     COMPLETED = "completed"
+    RECONCILED = "reconciled"
 
     def is_final(self) -> bool:
-        return self in {BatchState.REJECTED, BatchState.COMPLETED}
+        return self in {BatchState.REJECTED, BatchState.RECONCILED}
+
+    def is_settled(self) -> bool:
+        """Every item is final for the bank (reconciled or not yet)."""
+        return self in {BatchState.COMPLETED, BatchState.RECONCILED}
 
     @property
     def label_zh(self) -> str:
@@ -173,6 +190,7 @@ _BATCH_LABELS_ZH = {
     BatchState.DISPATCHING: "发送中",
     BatchState.SENT: "已发银行",
     BatchState.COMPLETED: "已完成",
+    BatchState.RECONCILED: "已对账",
 }
 
 
@@ -182,6 +200,7 @@ class BatchEvent(StrEnum):
     PLAN = "plan"
     ALL_DELIVERED = "all_delivered"
     ALL_FINAL = "all_final"
+    RECONCILE = "reconcile"
 
 
 _B = BatchState
@@ -195,6 +214,8 @@ BATCH_TRANSITIONS: dict[tuple[BatchState, BatchEvent], BatchState] = {
     # a batch whose file is rejected outright can finish without being delivered
     (_B.DISPATCHING, _BE.ALL_FINAL): _B.COMPLETED,
     (_B.SENT, _BE.ALL_FINAL): _B.COMPLETED,
+    # every item final, the money tied out, no discrepancy of the batch unresolved
+    (_B.COMPLETED, _BE.RECONCILE): _B.RECONCILED,
 }
 
 

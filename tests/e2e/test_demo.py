@@ -51,6 +51,16 @@ def test_demo_summary(demo: tuple[dict[str, object], Path]) -> None:
     assert isinstance(by_state, dict) and isinstance(amount, dict) and isinstance(bank, dict)
     assert by_state.get("paid", 0) > 0 and by_state.get("failed", 0) > 0
     assert summary["all_final"] is True
+    # closing the loop: reconciled, one SMS per paid item (the SMS centre's own record),
+    # every outcome delivered upstream
+    recon, sms, upstream = summary["reconciliation"], summary["sms"], summary["upstream"]
+    assert isinstance(recon, dict) and recon["ok"] is True and recon["discrepancies"] == 0
+    assert isinstance(sms, dict) and sms["duplicates"] == 0 and sms["failed"] == 0
+    assert sms["gateway"]["paid_notices"] == by_state["paid"]
+    assert sms["sent"] == by_state["paid"] + sms["gateway"]["failure_notices"]
+    assert isinstance(upstream, dict) and upstream["pending"] == 0 and upstream["delivered"] > 0
+    assert upstream["receiver"]["invalid"] == 0
+    assert summary["refunds"] == {"count": 0, "amount_fen": 0}
     banks = summary["banks"]
     assert isinstance(banks, dict) and set(banks) == {"hnrcu", "psbc", "abc"}
     for part in banks.values():

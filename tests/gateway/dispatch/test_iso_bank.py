@@ -46,6 +46,14 @@ def iso_payload(no: str, ps: list[Any]) -> dict[str, Any]:
 def test_iso20022_round_trip_with_account_notice(ctx: Context, iso_bank: Any) -> None:
     submit(ctx, iso_payload("ISO-1", PEOPLE))
     assert drive(ctx) == {"paid": 5, "failed": 3}
+    # the camt.054 follows the pain.002: poll until it has been taken too
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with ctx.sessions() as s:
+            if s.scalar(select(func.count()).select_from(AccountEntryRecord)):
+                break
+        run_cycle(ctx, "t")
+        time.sleep(0.1)
     with ctx.sessions() as s:
         reasons = dict(
             s.execute(

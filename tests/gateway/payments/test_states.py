@@ -101,3 +101,18 @@ def test_random_walks_respect_the_table(events: list[ItemEvent]) -> None:
         if state.is_final():
             assert event in FOLLOW_UPS
         state = new
+
+
+def test_completed_batch_is_reconciled_then_final() -> None:
+    """对账: a completed batch becomes reconciled (a recorded event); nothing follows it."""
+    assert batch_next(BatchState.COMPLETED, BatchEvent.RECONCILE) == BatchState.RECONCILED
+    assert BatchState.RECONCILED.is_final()
+    assert not BatchState.COMPLETED.is_final()
+    assert BatchState.COMPLETED.is_settled() and BatchState.RECONCILED.is_settled()
+    assert not [e for (s, e) in BATCH_TRANSITIONS if s == BatchState.RECONCILED]
+    assert BatchState.RECONCILED.label_zh == "已对账"
+    # only a completed batch (every item final for the bank) can be reconciled
+    for state in BatchState:
+        if state != BatchState.COMPLETED:
+            with pytest.raises(InvalidTransitionError):
+                batch_next(state, BatchEvent.RECONCILE)
