@@ -4,6 +4,7 @@ profiles. The API, the worker and the CLI each build one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +26,9 @@ class Context:
     profiles: dict[str, BankProfile] = field(default_factory=dict)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     sms_config: SmsConfig = field(default_factory=SmsConfig)
+    # per-process runtime objects built lazily by the areas that need them (e.g. the SMS
+    # provider and its rate limiter); dropped with the context
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> Context:

@@ -129,20 +129,27 @@ class Sms:
     limiter: RateLimiter
 
 
-_SMS: dict[int, Sms] = {}
-
-
 def sms_of(ctx: Context) -> Sms:
-    key = id(ctx)
-    if key not in _SMS:
-        config = ctx.sms_config
-        provider: SmsProvider | None = None
-        if config.enabled and config.provider:
-            from adapters.registry import build_sms_provider  # noqa: PLC0415 (composition root)
+    """The process's SMS runtime for this context (built once; ``reset_sms`` drops it)."""
+    existing = ctx.runtime.get("sms")
+    if isinstance(existing, Sms):
+        return existing
+    config = ctx.sms_config
+    provider: SmsProvider | None = None
+    if config.enabled and config.provider:
+        from adapters.registry import build_sms_provider  # noqa: PLC0415 (composition root)
 
-            provider = build_sms_provider(config.provider)
-        _SMS[key] = Sms(config, provider, RateLimiter(config.rate_per_second))
-    return _SMS[key]
+        provider = build_sms_provider(config.provider)
+    sms = Sms(config, provider, RateLimiter(config.rate_per_second))
+    ctx.runtime["sms"] = sms
+    return sms
+
+
+def reset_sms(ctx: Context) -> None:
+    """Forget the SMS runtime (after the SMS configuration changed)."""
+    old = ctx.runtime.pop("sms", None)
+    if isinstance(old, Sms) and old.provider is not None:
+        old.provider.close()
 
 
 def _due(now: dt.datetime, states: list[str]) -> Select[Any]:

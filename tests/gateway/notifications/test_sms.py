@@ -58,12 +58,12 @@ def centre(tmp_path: Path, callback_port: int, centre_extra: str, ctx: Context) 
     c.start()
     point_gateway_at(gateway_file, c.port)
     ctx.sms_config = SmsConfig.load(gateway_file)
-    sms_service._SMS.pop(id(ctx), None)
+    sms_service.reset_sms(ctx)
     try:
         yield c
     finally:
         c.stop()
-        sms_service._SMS.pop(id(ctx), None)
+        sms_service.reset_sms(ctx)
 
 
 def notices(ctx: Context) -> dict[str, int]:
@@ -147,7 +147,7 @@ def test_quiet_hours_hold_messages_until_they_end(
     start = (local - dt.timedelta(hours=1)).time().replace(second=0, microsecond=0)
     end = (local + dt.timedelta(hours=1)).time().replace(second=0, microsecond=0)
     ctx.sms_config = dataclasses.replace(ctx.sms_config, quiet_start=start, quiet_end=end)
-    sms_service._SMS.pop(id(ctx), None)
+    sms_service.reset_sms(ctx)
     submit(ctx, payload("S-4", PEOPLE[:2]))
     drive(ctx)
     for _ in range(3):
