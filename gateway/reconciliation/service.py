@@ -45,11 +45,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from gateway.batches.models import Batch, BatchEventRecord, ItemEventRecord, PaymentItem
@@ -476,6 +476,21 @@ def _advance(cursor: ReconciliationCursor, aged: Iterable[int], now: dt.datetime
         cursor.updated_at = now
 
 
+def _chunks(
+    session: Session, query: Select[*tuple[Any, ...]], id_column: Any, after: int
+) -> Iterator[Sequence[Row[Any]]]:
+    """The rows of ``query`` whose ``id_column`` is beyond ``after``, in id order, one chunk
+    at a time (every stream reads its append-only table this way; rows carry ``.id``)."""
+    while True:
+        rows = session.execute(
+            query.where(id_column > after).order_by(id_column).limit(CHUNK)
+        ).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+
+
 def _batches_of(session: Session, batch_ids: Iterable[int]) -> dict[int, Batch]:
     ids = sorted(set(batch_ids))
     out: dict[int, Batch] = {}
@@ -518,24 +533,18 @@ def _results_stream(
     they touch."""
     cursor = _cursor(session, "item_results")
     touched: set[int] = set()
-    scan = cursor.last_id
-    while True:
-        rows = session.execute(
-            select(
-                ItemResult.id,
-                ItemResult.item_id,
-                ItemResult.disposition,
-                ItemResult.recorded_at,
-                InboundFile.bank_profile,
-            )
-            .join(InboundFile, InboundFile.id == ItemResult.inbound_file_id)
-            .where(ItemResult.id > scan)
-            .order_by(ItemResult.id)
-            .limit(CHUNK)
-        ).all()
-        if not rows:
-            break
-        scan = rows[-1].id
+    for rows in _chunks(
+        session,
+        select(
+            ItemResult.id,
+            ItemResult.item_id,
+            ItemResult.disposition,
+            ItemResult.recorded_at,
+            InboundFile.bank_profile,
+        ).join(InboundFile, InboundFile.id == ItemResult.inbound_file_id),
+        ItemResult.id,
+        cursor.last_id,
+    ):
         items = _item_facts(session, [r.item_id for r in rows if r.item_id is not None])
         touched |= {batch_id for _, batch_id in items.values()}
         strange = [r for r in rows if r.disposition in _FACT_DISPOSITIONS]
@@ -576,23 +585,18 @@ def _bounces_stream(
     """New ``bounce`` events (退票): each is a discrepancy a person must see."""
     cursor = _cursor(session, "item_events")
     touched: set[int] = set()
-    scan = cursor.last_id
-    while True:
-        rows = session.execute(
-            select(
-                ItemEventRecord.id,
-                ItemEventRecord.item_id,
-                ItemEventRecord.event,
-                ItemEventRecord.at,
-                ItemEventRecord.detail,
-            )
-            .where(ItemEventRecord.id > scan)
-            .order_by(ItemEventRecord.id)
-            .limit(CHUNK)
-        ).all()
-        if not rows:
-            break
-        scan = rows[-1].id
+    for rows in _chunks(
+        session,
+        select(
+            ItemEventRecord.id,
+            ItemEventRecord.item_id,
+            ItemEventRecord.event,
+            ItemEventRecord.at,
+            ItemEventRecord.detail,
+        ),
+        ItemEventRecord.id,
+        cursor.last_id,
+    ):
         bounces = [r for r in rows if r.event == ItemEvent.BOUNCE]
         if bounces:
             items = _item_facts(session, [r.item_id for r in bounces])
@@ -707,22 +711,17 @@ def _batch_events_stream(
     """Batches that just completed (every item final): check them now."""
     cursor = _cursor(session, "batch_events")
     touched: set[int] = set()
-    scan = cursor.last_id
-    while True:
-        rows = session.execute(
-            select(
-                BatchEventRecord.id,
-                BatchEventRecord.batch_id,
-                BatchEventRecord.event,
-                BatchEventRecord.at,
-            )
-            .where(BatchEventRecord.id > scan)
-            .order_by(BatchEventRecord.id)
-            .limit(CHUNK)
-        ).all()
-        if not rows:
-            break
-        scan = rows[-1].id
+    for rows in _chunks(
+        session,
+        select(
+            BatchEventRecord.id,
+            BatchEventRecord.batch_id,
+            BatchEventRecord.event,
+            BatchEventRecord.at,
+        ),
+        BatchEventRecord.id,
+        cursor.last_id,
+    ):
         touched |= {r.batch_id for r in rows if r.event == BatchEvent.ALL_FINAL}
         _advance(cursor, (r.id for r in rows if r.at <= now - config.cursor_lag), now)
     del ctx, actor, report
@@ -740,23 +739,17 @@ def _closings_stream(
     """Batches whose discrepancy a person just closed: they may be reconciled now."""
     cursor = _cursor(session, "discrepancy_events")
     touched: set[int] = set()
-    scan = cursor.last_id
-    while True:
-        rows = session.execute(
-            select(
-                DiscrepancyEventRecord.id,
-                DiscrepancyEventRecord.event,
-                DiscrepancyEventRecord.at,
-                Discrepancy.batch_id,
-            )
-            .join(Discrepancy, Discrepancy.id == DiscrepancyEventRecord.discrepancy_id)
-            .where(DiscrepancyEventRecord.id > scan)
-            .order_by(DiscrepancyEventRecord.id)
-            .limit(CHUNK)
-        ).all()
-        if not rows:
-            break
-        scan = rows[-1].id
+    for rows in _chunks(
+        session,
+        select(
+            DiscrepancyEventRecord.id,
+            DiscrepancyEventRecord.event,
+            DiscrepancyEventRecord.at,
+            Discrepancy.batch_id,
+        ).join(Discrepancy, Discrepancy.id == DiscrepancyEventRecord.discrepancy_id),
+        DiscrepancyEventRecord.id,
+        cursor.last_id,
+    ):
         touched |= {
             r.batch_id for r in rows if r.event == DiscrepancyEvent.CLOSE and r.batch_id is not None
         }
