@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit bench clean certs
+.PHONY: venv browser demo demo-serve test lint typecheck unit bench clean certs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,11 +14,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian's chromium and a CJK font for the dashboard's browser tests
+browser:
+	deploy/dev/ensure-browser.sh
+
 certs: $(STAMP)
 	$(BIN)/gateway certs init
 
 demo: $(STAMP)
 	$(BIN)/gateway demo
+
+# the last demo's database in the operators' dashboard, on loopback with demo accounts
+demo-serve: $(STAMP)
+	test -f .demo/gateway.db || $(BIN)/gateway demo
+	$(BIN)/gateway demo --serve-only
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,7 +38,7 @@ typecheck: $(STAMP)
 
 # The whole suite: lint, types, then every test (on SQLite, and on PostgreSQL too when
 # GATEWAY_TEST_POSTGRES_URL names a server, as .ci/run does).
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

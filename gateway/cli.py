@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+from gateway.dashboard.cli import accounts_app
 from gateway.rework.cli import corrections_app, history, refunds_app
+from gateway.selfcheck.cli import selfcheck_app
 from gateway.settings import Settings
 
 app = typer.Typer(help="Bank gateway of the 一卡通 subsidy payment scheme.", no_args_is_help=True)
@@ -18,8 +20,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 certs_app = typer.Typer(help="Development keys and certificates.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(certs_app, name="certs")
+app.add_typer(accounts_app, name="accounts")
 app.add_typer(corrections_app, name="corrections")
 app.add_typer(refunds_app, name="refunds")
+app.add_typer(selfcheck_app, name="selfcheck")
 app.command("history")(history)
 
 
@@ -37,7 +41,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
 ) -> None:
-    """Run the upstream HTTP API."""
+    """Run the upstream HTTP API and the operators' dashboard (under /dashboard)."""
     import uvicorn  # noqa: PLC0415
 
     from gateway.api.app import create_app  # noqa: PLC0415
@@ -100,11 +104,28 @@ def demo(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its files.")] = Path(".demo"),
     seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 20261128,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Afterwards, open the dashboard on loopback.")
+    ] = False,
+    serve_only: Annotated[
+        bool, typer.Option("--serve-only", help="Only serve the last demo's dashboard.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Dashboard port for --serve.")] = 8765,
 ) -> None:
     """Run the whole pipeline on SQLite and the mock bank, then print a summary."""
     from gateway.demo.runner import run_demo  # noqa: PLC0415
+    from gateway.demo.serve import serve_dashboard  # noqa: PLC0415
 
-    code = run_demo(workdir=workdir, json_output=json_output, seed=seed)
+    code = 0
+    if not serve_only:
+        code = run_demo(workdir=workdir, json_output=json_output, seed=seed)
+    if serve or serve_only:
+        serve_dashboard(workdir, port)
+    elif not json_output:
+        typer.echo(
+            "\nTo look at it in the operators' dashboard: `.venv/bin/gateway demo --serve-only` "
+            "(or `make demo-serve`), then open the address it prints."
+        )
     raise typer.Exit(code)
 
 

@@ -8,8 +8,15 @@ from gateway.batches.models import (
     ItemEventRecord,
     PaymentItem,
 )
+from gateway.dashboard.models import DashboardSession, OperatorAccount
 from gateway.dispatch.models import OutboundFile
-from gateway.feedback.models import AccountEntryRecord, InboundFile, ItemResult, OperatorCase
+from gateway.feedback.models import (
+    AccountEntryRecord,
+    InboundFile,
+    ItemResult,
+    ManualConfirmation,
+    OperatorCase,
+)
 from gateway.kit.db import Base
 from gateway.kit.leases import JobLease
 from gateway.notifications.models import SmsNotice, SmsReceiptRecord
@@ -26,6 +33,7 @@ from gateway.rework.models import (
     TreasuryRefund,
     TreasuryRefundItem,
 )
+from gateway.selfcheck.models import SelfCheckFinding, SelfCheckReport
 from gateway.upstream.models import UpstreamChange, UpstreamFeed, WebhookAttempt, WebhookMessage
 
 __all__ = [
@@ -38,17 +46,22 @@ __all__ = [
     "BatchEventRecord",
     "CorrectionList",
     "CorrectionListItem",
+    "DashboardSession",
     "Discrepancy",
     "DiscrepancyEventRecord",
     "InboundFile",
     "ItemEventRecord",
     "ItemResult",
     "JobLease",
+    "ManualConfirmation",
+    "OperatorAccount",
     "OperatorCase",
     "OutboundFile",
     "PaymentItem",
     "ReconciliationCursor",
     "RequestNonce",
+    "SelfCheckFinding",
+    "SelfCheckReport",
     "SmsNotice",
     "SmsReceiptRecord",
     "TreasuryRefund",

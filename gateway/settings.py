@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     calendar_file: Path | None = None
     # SMS to beneficiaries: provider, templates, quiet hours (gateway/notifications/config.py)
     sms_file: Path | None = None
+    # self-check (自查) thresholds and age rules (gateway/selfcheck/config.py); None: built-in
+    selfcheck_file: Path | None = None
     # reconcile in every worker cycle (false: run `reconcile` as a separate scheduled job)
     reconcile_in_worker: bool = True
 
@@ -87,6 +89,19 @@ class Settings(BaseSettings):
         r"|02-(0[1-9]|1[0-9]|2[0-8]))$",
     )
 
+    # The operators' dashboard (gateway/dashboard), served under /dashboard by `serve`
+    dashboard_enabled: bool = True
+    dashboard_session_idle_minutes: int = 30  # a session unused this long has expired
+    dashboard_session_max_hours: int = 12  # and none lives longer than this
+    dashboard_password_max_age_days: int = 90  # then the password must be changed
+    dashboard_password_min_length: int = 12
+    dashboard_lockout_failures: int = 5  # failed logins in a row that lock the account
+    dashboard_lockout_minutes: int = 30
+    # users who have not logged in for this many working days are listed for supervisors
+    dashboard_inactive_working_days: int = 2
+    # Secure cookies (HTTPS only). Only development may turn it off, for plain-HTTP loopback.
+    dashboard_secure_cookies: bool = True
+
     # Fault injection for crash tests: the worker exits abruptly at this point
     # ("after_upload": the file is on the bank's server but not yet recorded). Ignored in
     # production.
@@ -102,6 +117,8 @@ class Settings(BaseSettings):
             for client, secret in self.api_clients.items():
                 if secret.get_secret_value() == DEV_API_CLIENTS.get(client):
                     raise ValueError(f"the API client {client!r} uses a development secret")
+            if not self.dashboard_secure_cookies:
+                raise ValueError("GATEWAY_DASHBOARD_SECURE_COOKIES may be off only in development")
             if self.crash_at:
                 raise ValueError("GATEWAY_CRASH_AT is a test hook and is refused in production")
         return self

@@ -27,6 +27,7 @@ from gateway.notifications.service import sms_step
 from gateway.payments.states import BatchState
 from gateway.payments.transitions import complete_if_final
 from gateway.reconciliation.service import reconcile
+from gateway.selfcheck.service import selfcheck_step
 from gateway.upstream.service import upstream_step
 
 log = get_logger(__name__)
@@ -75,6 +76,8 @@ def run_cycle(ctx: Context, owner: str) -> CycleReport:
         report.results += sms_step(ctx, owner)
     with correlation("upstream"):
         report.results += upstream_step(ctx, owner)
+    with correlation("selfcheck"):
+        selfcheck_step(ctx, owner)  # the quarterly self-check, once a quarter
     return report
 
 

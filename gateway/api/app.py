@@ -38,6 +38,10 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(callbacks_router)
     app.include_router(upstream_router)
     app.include_router(sms_router)
+    if ctx.settings.dashboard_enabled:
+        from gateway.dashboard.app import create_dashboard  # noqa: PLC0415
+
+        app.mount("/dashboard", create_dashboard(ctx))
 
     @app.middleware("http")
     async def bind_correlation(

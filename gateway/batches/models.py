@@ -33,6 +33,9 @@ class Batch(Base):
     __table_args__ = (
         UniqueConstraint("client_id", "batch_no"),
         Index("ix_batches_state_lease", "state", "lease_until"),
+        # the dashboard's batch list: newest first, optionally within a region
+        Index("ix_batches_received_at", "received_at"),
+        Index("ix_batches_region_received", "region_code", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -87,6 +90,8 @@ class PaymentItem(Base):
         Index("ix_payment_items_batch_state", "batch_id", "state"),
         Index("ix_payment_items_id_bidx", "id_number_bidx"),
         Index("ix_payment_items_account_bidx", "account_bidx"),
+        # the dashboard's failed-payment queue: items of a state, newest first
+        Index("ix_payment_items_state_id", "state", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

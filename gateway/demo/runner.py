@@ -30,16 +30,18 @@ from gateway.batches.models import Batch, PaymentItem
 from gateway.certs import init_dev_keys
 from gateway.context import Context
 from gateway.demo.banks import ABC, BANKS, HNRCU, PSBC, write_bank_config, write_profiles
-from gateway.demo.data import bank_accounts, batch_payload, people
+from gateway.demo.data import RoundTwo, bank_accounts, batch_payload, people, round_two
 from gateway.demo.sms import point_gateway_at, write_sms_configs
 from gateway.dispatch.models import OutboundFile
 from gateway.feedback.models import InboundFile, OperatorCase
+from gateway.kit.logging import configure_logging
 from gateway.kit.migrate import upgrade
 from gateway.kit.money import format_yuan
 from gateway.notifications.service import sms_summary
 from gateway.payments.states import BatchState, ItemState
 from gateway.reconciliation.service import summary as reconciliation_summary
 from gateway.rework.refunds import refund_summary
+from gateway.selfcheck.service import KINDS, get_report, run_selfcheck
 from gateway.settings import DEV_API_CLIENTS, Settings
 from gateway.upstream.delivery import summary as upstream_summary
 from gateway.upstream.demo_receiver import UpstreamReceiver
@@ -219,17 +221,22 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)
     (workdir / "logs").mkdir(parents=True)
+    # what runs in this process (the self-check) must not log onto the summary on stdout
+    configure_logging(json=True, level="WARNING")
     keys = Path("certs/dev").resolve()
     init_dev_keys(keys)
 
     persons = people(seed, 80)
     shares = {HNRCU.profile: persons[:40], PSBC.profile: persons[40:60], ABC.profile: persons[60:]}
+    second = round_two(seed, persons)
+    known = {b.profile: bank_accounts(shares[b.profile]) for b in BANKS}
+    known[HNRCU.profile] += second.new_accounts
     api_port = free_port()
     configs = {
         bank.profile: write_bank_config(
             workdir,
             keys,
-            bank_accounts(shares[bank.profile]),
+            known[bank.profile],
             bank=bank,
             callback_url=f"http://127.0.0.1:{api_port}/v1/bank-callbacks/{bank.profile}",
         )
@@ -305,12 +312,18 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
             GatewayClient(base, CLIENT_ID, DEV_API_CLIENTS[CLIENT_ID].encode())
         )
         submissions = _submit(client, shares, say)
-        accepted = [no for no, status in submissions.items() if status == 201]
 
         def all_done() -> bool:
-            return all(BatchState(client.batch(no).json()["state"]).is_settled() for no in accepted)
+            return all(
+                BatchState(client.batch(no).json()["state"]).is_settled()
+                for no, status in submissions.items()
+                if status == 201
+            )
 
         wait_for(all_done, 180, "every batch to complete", interval=0.5)
+        # the second round, once the first is settled: one case of each self-check finding
+        submissions.update(_submit_round_two(client, second, say))
+        wait_for(all_done, 180, "the second round to complete", interval=0.5)
         ctx = Context.build(settings)
         try:
             # and until every SMS owed is settled and every outcome reached upstream
@@ -322,6 +335,12 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
             summary["refunds"] = refund_summary(ctx)
             wait_for(lambda: _reconciled(ctx), 60, "the reconciliation", interval=0.5)
             summary["reconciliation"] = reconciliation_summary(ctx)
+            report = get_report(ctx, run_selfcheck(ctx, requested_by="demo"))
+            summary["selfcheck"] = {
+                "report_id": report.id,
+                "by_kind": report.counts,
+                "total": report.total,
+            }
         finally:
             ctx.close()
         ledgers = {b.profile: bank_ledger(configs[b.profile]) for b in BANKS}
@@ -350,6 +369,9 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
         and sms["sent"] == sms["gateway"]["paid_notices"] + sms["gateway"]["failure_notices"]
         and summary["upstream"]["pending"] == 0
         and summary["reconciliation"]["ok"]
+        # exactly the planted case of each self-check finding, and nothing else
+        and summary["selfcheck"]["by_kind"] == dict.fromkeys(KINDS, 1)
+        and summary["selfcheck"]["total"] == len(KINDS)
     )
     summary["ok"] = ok
     if json_output:
@@ -409,21 +431,56 @@ def _submit(client: GatewayClient, shares: dict[str, list[Any]], say: Any) -> di
     bad["items"].append(dict(bad["items"][2], seq=4))
     bad["header"]["item_count"] = 4
     for payload in (farmland, elderly, forest, bad, farmland):
-        response = client.submit_batch(payload)
-        no = payload["header"]["batch_no"]
-        replay = response.headers.get("Idempotent-Replayed") == "true"
-        body = response.json()
-        say(
-            f"submit {no} ({payload['header']['bank_profile']}): HTTP {response.status_code} "
-            f"{body.get('state')}"
-            + (" (idempotent replay: same answer)" if replay else "")
-            + (f", {len(body.get('errors', []))} errors" if response.status_code != 201 else "")
-        )
-        if response.status_code == 422:
-            for err in body["errors"][:6]:
-                say(f"    item {err['seq']} {err['field']}: {err['code']} — {err['message_zh']}")
-        results[no] = response.status_code
+        results[payload["header"]["batch_no"]] = _send(client, payload, say)
     return results
+
+
+def _send(client: GatewayClient, payload: dict[str, Any], say: Any) -> int:
+    """Submit one batch and say what came back; returns the HTTP status."""
+    response = client.submit_batch(payload)
+    no = payload["header"]["batch_no"]
+    replay = response.headers.get("Idempotent-Replayed") == "true"
+    body = response.json()
+    say(
+        f"submit {no} ({payload['header']['bank_profile']}): HTTP {response.status_code} "
+        f"{body.get('state')}"
+        + (" (idempotent replay: same answer)" if replay else "")
+        + (f", {len(body.get('errors', []))} errors" if response.status_code != 201 else "")
+    )
+    if response.status_code == 422:
+        for err in body["errors"][:6]:
+            say(f"    item {err['seq']} {err['field']}: {err['code']} — {err['message_zh']}")
+    status: int = response.status_code
+    return status
+
+
+def _submit_round_two(client: GatewayClient, second: RoundTwo, say: Any) -> dict[str, int]:
+    """The second round, to the first bank: the farmland subsidy again under the code
+    another township uses (paid twice: 重复发放) with a person whose name mismatched before
+    (户名不符 again), and a minimum living allowance to a person with a new card (账户变更)
+    and to someone new on another person's card (一卡多人)."""
+    say("second round: one case of each self-check finding")
+    farmland_again = batch_payload(
+        "YY2026-GDDL-0011",
+        subsidy_code="GDDL",
+        subsidy_name="耕地地力保护补贴",
+        period="2026",
+        persons=[second.duplicate, second.mismatch_again],
+        # another township's amount (the same amount would be the same SMS text twice)
+        amount_fen=35_500,
+        region_code="430621103",
+        bank_profile=HNRCU.profile,
+    )
+    allowance = batch_payload(
+        "YY2026-NCDB-0012",
+        subsidy_code="NCDB",
+        subsidy_name="农村最低生活保障金",
+        period="202612",
+        persons=[second.new_card, second.borrower],
+        amount_fen=42_000,
+        bank_profile=HNRCU.profile,
+    )
+    return {p["header"]["batch_no"]: _send(client, p, say) for p in (farmland_again, allowance)}
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -466,6 +523,9 @@ def _print_summary(s: dict[str, Any]) -> None:
     print(f"treasury refunds: {s['refunds']}")
     if "reconciliation" in s:
         print(f"reconciliation: {s['reconciliation']}")
+    if "selfcheck" in s:
+        sc = s["selfcheck"]
+        print(f"self-check (自查) report {sc['report_id']}: {sc['total']} findings {sc['by_kind']}")
     print(f"open operator cases: {s['open_operator_cases']}")
     print(f"all items final: {s['all_final']}")
     print(f"RESULT: {'OK' if s['ok'] else 'NOT OK'}   (files and logs in {s['workdir']})")

@@ -559,3 +559,94 @@ def _escalate(ctx: Context, file_id: int, owner: str, kind: str, evidence: str) 
         move_items(session, where, ItemEvent.UPLOAD_UNKNOWN, owner, detail={"case": kind})
         move_items(session, where, ItemEvent.ESCALATE, owner, detail={"case": kind})
     log.error("dispatch.escalated", file_id=file_id, kind=kind, evidence=evidence)
+
+
+# --- re-inquiry (asked for by a person) -------------------------------------------------------
+
+
+class ReinquiryRefusedError(ValueError):
+    """The file cannot be inquired about again (``code`` says why)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# items a re-inquiry may concern: not with the bank for certain, and not decided
+_UNDECIDED = (ItemState.QUEUED.value, ItemState.UNKNOWN.value, ItemState.OPERATOR_CASE.value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reinquiry:
+    """What a re-inquiry changed: the worker inquires at the bank on its next cycle.
+
+    ``mode`` is ``delivery`` (the file goes back to the delivery step, which always looks
+    at the far side / asks the bank first and uploads only a file the bank does not have)
+    or ``status`` (an API bank is asked for the submission's status again)."""
+
+    file_id: int
+    mode: str
+    from_state: str
+    to_state: str
+
+
+def request_reinquiry(
+    ctx: Context, session: Session, file_id: int, actor: str, *, now: dt.datetime | None = None
+) -> Reinquiry:
+    """Ask the worker to inquire again about a file whose outcome is unknown, after the
+    automatic inquiries gave up (an operator case) or before the next scheduled one.
+
+    Nothing is sent from here: the file is put back where the worker's own inquiry logic
+    picks it up, with a fresh inquiry budget — ``deliver_one`` looks at the far side (asks
+    an API bank) before anything else and uploads only a file the bank does not have;
+    ``poll_api_profile`` asks an API bank for a delivered submission's status. Refused
+    while a worker holds the file, and for an undelivered file once any of its items has
+    an outcome (the bank evidently has the file: its results settle the rest)."""
+    now = now or utcnow()
+    f = session.get(OutboundFile, file_id, with_for_update=True)
+    if f is None:
+        raise ReinquiryRefusedError("file_not_found", f"outbound file {file_id} does not exist")
+    if f.lease_until is not None and f.lease_until > now:
+        raise ReinquiryRefusedError("file_busy", "a worker is working on this file right now")
+    source = str(f.state)
+    if f.state == FileState.DELIVERED:
+        profile = ctx.profiles.get(f.bank_profile)
+        if profile is None or not profile.is_api:
+            raise ReinquiryRefusedError(
+                "results_polled",
+                "the file is on the bank's side; its result files are collected every cycle",
+            )
+        f.next_poll_at = now
+        f.polls = 0
+        mode = "status"
+    elif f.state in {FileState.ESCALATED, FileState.UNKNOWN, FileState.PLANNED}:
+        decided = session.scalar(
+            select(PaymentItem.id)
+            .where(PaymentItem.outbound_file_id == f.id, PaymentItem.state.not_in(_UNDECIDED))
+            .limit(1)
+        )
+        if decided is not None:
+            raise ReinquiryRefusedError(
+                "items_decided", "items of this file already have an outcome from the bank"
+            )
+        if f.state == FileState.ESCALATED:
+            maybe_sent = session.scalar(
+                select(PaymentItem.id)
+                .where(
+                    PaymentItem.outbound_file_id == f.id,
+                    PaymentItem.state != ItemState.QUEUED.value,
+                )
+                .limit(1)
+            )
+            # an upload may have landed: unknown (inquire first); else never sent: planned
+            f.state = FileState.UNKNOWN if maybe_sent is not None else FileState.PLANNED
+            f.inquiries = 0
+        f.next_attempt_at = now
+        mode = "delivery"
+    else:
+        raise ReinquiryRefusedError(
+            "not_inquirable", f"a file in state {f.state!r} is not inquired about again"
+        )
+    f.last_error = f"re-inquiry requested by {actor} (was {source}); {f.last_error or ''}"[:2000]
+    log.info("dispatch.reinquiry_requested", file_id=f.id, mode=mode, actor=actor)
+    return Reinquiry(file_id=f.id, mode=mode, from_state=source, to_state=str(f.state))

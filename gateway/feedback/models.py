@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -70,6 +71,8 @@ class OperatorCase(Base):
     result, a result for an item never sent. Resolved only by a recorded operator action."""
 
     __tablename__ = "operator_cases"
+    # the dashboard's case list: open (or closed) cases, newest first
+    __table_args__ = (Index("ix_operator_cases_state_id", "state", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -83,6 +86,35 @@ class OperatorCase(Base):
     opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     closed_by: Mapped[str | None] = mapped_column(String(64))
+    # why a person closed it (the dashboard requires a reason)
+    close_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ManualConfirmation(Base):
+    """A bank's manual confirmation of one item's outcome (银行人工确认), recorded by one
+    operator and approved or rejected by a different supervisor (maker-checker). Only the
+    approval moves the item (``operator_paid`` / ``operator_failed``). ``active_item_id``
+    equals ``item_id`` while the confirmation is proposed or approved and is cleared when it
+    is rejected: its uniqueness keeps one standing confirmation per item."""
+
+    __tablename__ = "manual_confirmations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("payment_items.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    outcome: Mapped[str] = mapped_column(String(8))  # paid | failed
+    bank_ref: Mapped[str | None] = mapped_column(String(64))
+    reason_code: Mapped[str | None] = mapped_column(String(40))
+    note: Mapped[str] = mapped_column(Text)
+    # proposed | approved | rejected
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    item_state: Mapped[str] = mapped_column(String(20))  # the item's state when recorded
+    proposed_by: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    active_item_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
 
 class AccountEntryRecord(Base):

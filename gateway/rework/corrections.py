@@ -72,6 +72,7 @@ _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _FILL_INPUT = PatternFill("solid", fgColor="FFF2CC")  # the station's columns
 _FILL_HEADER = PatternFill("solid", fgColor="D9E1F2")
 _SHEET_FORBIDDEN = set("[]:*?/\\")
+_CHUNK = 5000  # item ids per IN (...) list
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +116,15 @@ def export_correction_list(
     include_returned: bool = False,
     unmasked: bool = False,
     reason_text: str | None = None,
+    item_ids: Sequence[int] | None = None,
 ) -> CorrectionListFile:
     """Export the failed (and bounced) items matching the filters as a correction list.
 
     ``include_returned`` also lists items already marked returned (a lost or reprinted
-    list). ``unmasked=True`` writes names, ID numbers and account numbers in clear and
-    requires ``reason_text``; the export is audited either way."""
+    list). ``item_ids`` narrows the selection to those items (the dashboard passes the items
+    an operator checked, already limited to their regions); items among them in another
+    state are left out. ``unmasked=True`` writes names, ID numbers and account numbers in
+    clear and requires ``reason_text``; the export is audited either way."""
     operator = audit.operator_name(operator)
     reason_given = (
         audit.stated_reason(reason_text, "导出未脱敏的更正清单", "an unmasked export")
@@ -137,6 +141,8 @@ def export_correction_list(
         "fiscal_year": fiscal_year,
         "states": states,
     }
+    if item_ids is not None:
+        selection["item_ids"] = len(set(item_ids))  # how many; the list records which
     query = (
         select(PaymentItem, Batch)
         .join(Batch, Batch.id == PaymentItem.batch_id)
@@ -155,7 +161,24 @@ def export_correction_list(
         query = query.where(Batch.fiscal_year == fiscal_year)
 
     with session_scope(ctx.sessions) as session:
-        rows = [_row(ctx, item, batch, unmasked) for item, batch in session.execute(query).all()]
+        if item_ids is None:
+            found = list(session.execute(query).all())
+        else:
+            wanted = sorted(set(item_ids))
+            found = []
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                found += session.execute(query.where(PaymentItem.id.in_(chunk))).all()
+            found.sort(
+                key=lambda r: (
+                    r[1].region_code,
+                    r[1].subsidy_code,
+                    r[1].received_at,
+                    r[1].id,
+                    r[0].seq,
+                )
+            )
+        rows = [_row(ctx, item, batch, unmasked) for item, batch in found]
         if not rows:
             raise NothingSelectedError(
                 "没有符合条件的支付失败明细", "no failed item matches the selection"
@@ -275,13 +298,20 @@ def mark_returned(ctx: Context, list_id: int, operator: str) -> int:
 # --- rendering ----------------------------------------------------------------------------
 
 
-def _row(ctx: Context, item: PaymentItem, batch: Batch, unmasked: bool) -> _Row:
+def reason_text(item: PaymentItem) -> tuple[str, str]:
+    """(失败原因, 处理建议) of a failed, bounced or returned item, as the list writes them:
+    our reason in Chinese with what the bank said, and the recommended action."""
     code = item.reason_code or ("bounced" if item.state == ItemState.BOUNCED else None)
     why = reason(code)
     reason_zh = why.zh
     if item.bank_code or item.bank_message:
         bank = " ".join(p for p in (item.bank_code, item.bank_message) if p)
         reason_zh = f"{why.zh}（银行返回：{bank}）"
+    return reason_zh, why.action_zh
+
+
+def _row(ctx: Context, item: PaymentItem, batch: Batch, unmasked: bool) -> _Row:
+    reason_zh, action_zh = reason_text(item)
     if unmasked:
         name = ctx.pii.decrypt("name", item.name_enc)
         id_number = ctx.pii.decrypt("id_number", item.id_number_enc)
@@ -300,7 +330,7 @@ def _row(ctx: Context, item: PaymentItem, batch: Batch, unmasked: bool) -> _Row:
         account=account,
         amount_fen=item.amount_fen,
         reason_zh=reason_zh,
-        action_zh=why.action_zh,
+        action_zh=action_zh,
     )
 
 

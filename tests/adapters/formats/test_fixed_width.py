@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -799,10 +798,10 @@ def test_result_round_trip_conserves_totals(result: ResultFile) -> None:
         )
 
 
-# --- speed ---------------------------------------------------------------------------------
+# --- a county-sized file (speed is measured by `make bench`, never asserted here) ----------
 
 
-def test_render_100k_items_is_fast() -> None:
+def test_render_100k_items() -> None:
     count = 100_000
     items = [
         RequestItem(
@@ -818,11 +817,8 @@ def test_render_100k_items_is_fast() -> None:
     ]
     header = RequestHeader(**{**_header_kwargs(), "item_count": count, "total_fen": 12_345 * count})
     fmt = FixedWidthGb18030Format(max_items_per_file=count)
-    started = time.perf_counter()
     data = fmt.render_request(header, items)
-    elapsed = time.perf_counter() - started
     assert len(data) == 192 + 2 + count * 258 + 64 + 2
-    assert elapsed < 2.0, f"rendering {count} items took {elapsed:.2f} s"
 
 
 def test_control_character_found_after_fast_path() -> None:

@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import importlib.resources
-import time
 from pathlib import Path
 
 import pytest
@@ -895,10 +894,10 @@ def test_check_item_agrees_with_render(name: str, amount: int) -> None:
         FMT.render_request(*single(candidate))
 
 
-# --- speed ------------------------------------------------------------------------------------
+# --- a large file (speed is measured by `make bench`, never asserted here) -------------------
 
 
-def test_render_and_validate_50k_items_is_fast() -> None:
+def test_render_and_validate_50k_items() -> None:
     count = 50_000
     items = [
         RequestItem(
@@ -914,11 +913,8 @@ def test_render_and_validate_50k_items_is_fast() -> None:
     ]
     head = header(item_count=count, total_fen=12_345 * count)
     schema(PAIN001)
-    started = time.perf_counter()
     data = FMT.render_request(head, items)
-    elapsed = time.perf_counter() - started
     assert data.count(b"<CdtTrfTxInf>") == count
-    assert elapsed < 6.0, f"rendering {count} items took {elapsed:.2f} s"
 
 
 # --- bank profile -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from gateway.cli import app
 from gateway.context import Context
 from gateway.payments.states import ItemState
 from gateway.rework.models import AuditRecord
+from tests.gateway.cli_support import cli_runner, invoke_ok
 from tests.gateway.helpers import persons
 from tests.gateway.rework.support import batch, fail, item_state, pay
 
@@ -24,18 +25,10 @@ PEOPLE = persons(4, seed=41)
 
 @pytest.fixture
 def run(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GATEWAY_ENVIRONMENT", "test")
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", ctx.settings.database_url)
-    monkeypatch.setenv("GATEWAY_BANK_PROFILES_FILE", str(ctx.settings.bank_profiles_file))
-    # the commands configure logging for a process; keep the test process's as it is
-    monkeypatch.setattr("gateway.kit.logging.configure_logging", lambda **_: None)
-    return CliRunner()
+    return cli_runner(ctx, monkeypatch)
 
 
-def _ok(runner: CliRunner, *args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.output
+_ok = invoke_ok
 
 
 def test_corrections_export_and_mark_returned(ctx: Context, run: CliRunner, tmp_path: Path) -> None:

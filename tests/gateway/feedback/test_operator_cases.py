@@ -1,0 +1,189 @@
+"""What people do about operator cases (``gateway.feedback.cases``): close with a reason,
+record the bank's manual confirmation (maker-checker; only the approval moves the item and
+stages what a bank result would: SMS, batch completion, the upstream feed), re-inquire."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from gateway.batches.models import Batch, ItemEventRecord, PaymentItem
+from gateway.context import Context
+from gateway.feedback.cases import (
+    CaseError,
+    approve_confirmation,
+    close_case,
+    propose_confirmation,
+    reinquire_case,
+    reject_confirmation,
+)
+from gateway.feedback.models import ManualConfirmation, OperatorCase
+from gateway.notifications.models import SmsNotice
+from gateway.payments.states import BatchEvent, ItemEvent
+from gateway.payments.transitions import move_batch, move_items
+from gateway.rework.errors import MakerCheckerError, ReasonRequiredError
+from gateway.rework.models import AuditRecord
+from gateway.upstream.feed import stage_changes
+from gateway.upstream.models import UpstreamChange
+from tests.gateway.helpers import persons
+from tests.gateway.rework.support import batch, item, item_state
+
+PEOPLE = persons(6, seed=53)
+NOTE = "电话向代发银行核实，经办人张某"
+
+
+def one_item_in_a_case(ctx: Context, no: str = "K-1") -> tuple[int, int]:
+    """A sent batch of one item whose outcome became an operator case: (case id, item id)."""
+    batch(ctx, no, PEOPLE[:1])
+    it = item(ctx, no, 1)
+    with ctx.sessions.begin() as s:
+        b = s.get(Batch, it.batch_id)
+        assert b is not None
+        move_batch(s, b, BatchEvent.PLAN, "test")
+        move_batch(s, b, BatchEvent.ALL_DELIVERED, "test")
+        for event in (ItemEvent.PLAN, ItemEvent.DELIVER, ItemEvent.ESCALATE):
+            move_items(s, PaymentItem.id == it.id, event, "test")
+        case = OperatorCase(kind="conflicting_result", item_id=it.id, batch_id=b.id, summary="s")
+        s.add(case)
+        s.flush()
+        return case.id, it.id
+
+
+def test_close_case_needs_a_reason_and_happens_once(ctx: Context) -> None:
+    case_id, _ = one_item_in_a_case(ctx)
+    with pytest.raises(ReasonRequiredError):
+        close_case(ctx, case_id, "sup", " ")
+    close_case(ctx, case_id, "sup", "银行已书面确认")
+    with ctx.sessions() as s:
+        case = s.get(OperatorCase, case_id)
+        row = s.scalar(select(AuditRecord).where(AuditRecord.action == "case.close"))
+    assert case is not None and (case.state, case.closed_by) == ("closed", "sup")
+    assert case.close_reason == "银行已书面确认" and case.closed_at is not None
+    assert row is not None and row.actor == "sup" and row.reason == "银行已书面确认"
+    with pytest.raises(CaseError) as again:
+        close_case(ctx, case_id, "sup", "again")
+    assert again.value.code == "case_closed"
+    with pytest.raises(CaseError):
+        close_case(ctx, 999_999, "sup", "x")
+
+
+def test_an_approved_paid_confirmation_acts_like_a_bank_result(ctx: Context) -> None:
+    case_id, item_id = one_item_in_a_case(ctx)
+    cid = propose_confirmation(
+        ctx, item_id=item_id, proposer="op", outcome="paid", note=NOTE, bank_ref="BK-7",
+        case_id=case_id,
+    )  # fmt: skip
+    assert item_state(ctx, "K-1", 1) == "operator_case"
+    decision = approve_confirmation(ctx, cid, "sup", note="ok")
+    assert (decision.state, decision.item_state) == ("approved", "paid")
+    it = item(ctx, "K-1", 1)
+    assert it.state == "paid" and it.bank_ref == "BK-7" and it.paid_at is not None
+    with ctx.sessions() as s:
+        last = s.scalar(
+            select(ItemEventRecord)
+            .where(ItemEventRecord.item_id == item_id)
+            .order_by(ItemEventRecord.id.desc())
+        )
+        notice = s.scalar(select(SmsNotice).where(SmsNotice.item_id == item_id))
+        b = s.get(Batch, it.batch_id)
+        mc = s.get(ManualConfirmation, cid)
+    assert last is not None and (last.event, last.actor) == ("operator_paid", "operator:sup")
+    assert last.detail is not None and last.detail["manual_confirmation_id"] == cid
+    assert notice is not None and notice.notice_type == "paid"
+    assert b is not None and b.state == "completed"  # nothing else awaited the bank
+    assert mc is not None and mc.active_item_id == item_id and mc.decided_by == "sup"
+    # upstream hears of it through the item events, as of any outcome
+    stage_changes(ctx)
+    with ctx.sessions() as s:
+        types = set(s.scalars(select(UpstreamChange.type)))
+    assert {"item.paid", "batch.completed"} <= types
+
+
+def test_the_recorder_never_approves_their_own_confirmation(ctx: Context) -> None:
+    _, item_id = one_item_in_a_case(ctx)
+    cid = propose_confirmation(
+        ctx, item_id=item_id, proposer="sup", outcome="failed", note=NOTE,
+        reason_code="account_frozen",
+    )  # fmt: skip
+    with pytest.raises(MakerCheckerError):
+        approve_confirmation(ctx, cid, " SUP ")
+    with pytest.raises(MakerCheckerError):
+        reject_confirmation(ctx, cid, "sup", "x")
+    assert item_state(ctx, "K-1", 1) == "operator_case"
+    decision = approve_confirmation(ctx, cid, "sup2")
+    assert decision.item_state == "failed"
+    assert item(ctx, "K-1", 1).reason_code == "account_frozen"
+
+
+def test_what_a_confirmation_must_say(ctx: Context) -> None:
+    _, item_id = one_item_in_a_case(ctx)
+    with pytest.raises(CaseError) as no_ref:
+        propose_confirmation(ctx, item_id=item_id, proposer="op", outcome="paid", note=NOTE)
+    assert no_ref.value.code == "bank_ref_required"
+    with pytest.raises(CaseError) as no_code:
+        propose_confirmation(ctx, item_id=item_id, proposer="op", outcome="failed", note=NOTE)
+    assert no_code.value.code == "reason_code_required"
+    with pytest.raises(CaseError) as not_ours:
+        propose_confirmation(
+            ctx, item_id=item_id, proposer="op", outcome="failed", note=NOTE,
+            reason_code="file_rejected",
+        )  # fmt: skip
+    assert not_ours.value.code == "reason_code_required"
+    with pytest.raises(ReasonRequiredError):
+        propose_confirmation(
+            ctx, item_id=item_id, proposer="op", outcome="paid", note="", bank_ref="B"
+        )
+    with pytest.raises(CaseError) as bad:
+        propose_confirmation(ctx, item_id=item_id, proposer="op", outcome="maybe", note=NOTE)
+    assert bad.value.code == "outcome_invalid"
+    # one standing confirmation per item; a rejected one frees it
+    cid = propose_confirmation(
+        ctx, item_id=item_id, proposer="op", outcome="paid", note=NOTE, bank_ref="B"
+    )
+    with pytest.raises(CaseError) as twice:
+        propose_confirmation(
+            ctx, item_id=item_id, proposer="op2", outcome="paid", note=NOTE, bank_ref="B"
+        )
+    assert twice.value.code == "confirmation_exists"
+    with pytest.raises(ReasonRequiredError):
+        reject_confirmation(ctx, cid, "sup", "")
+    rejected = reject_confirmation(ctx, cid, "sup", "流水号与银行回单不符")
+    assert rejected.state == "rejected" and rejected.item_state == "operator_case"
+    with pytest.raises(CaseError):
+        approve_confirmation(ctx, cid, "sup")
+    assert (
+        propose_confirmation(
+            ctx, item_id=item_id, proposer="op", outcome="paid", note=NOTE, bank_ref="B2"
+        )
+        != cid
+    )
+
+
+def test_an_item_that_moved_on_is_not_confirmed(ctx: Context) -> None:
+    _, item_id = one_item_in_a_case(ctx)
+    cid = propose_confirmation(
+        ctx, item_id=item_id, proposer="op", outcome="failed", note=NOTE,
+        reason_code="account_closed",
+    )  # fmt: skip
+    with ctx.sessions.begin() as s:  # the bank's own result arrived meanwhile
+        move_items(s, PaymentItem.id == item_id, ItemEvent.RESULT_PAID, "feedback")
+    with pytest.raises(CaseError) as changed:
+        approve_confirmation(ctx, cid, "sup")
+    assert changed.value.code == "item_changed"
+    assert item_state(ctx, "K-1", 1) == "paid"
+    with pytest.raises(CaseError) as settled:
+        propose_confirmation(
+            ctx, item_id=item_id, proposer="op", outcome="paid", note=NOTE, bank_ref="B"
+        )
+    assert settled.value.code in {"item_not_confirmable", "confirmation_exists"}
+
+
+def test_reinquire_needs_an_open_case_about_a_file(ctx: Context) -> None:
+    case_id, _ = one_item_in_a_case(ctx)
+    with pytest.raises(CaseError) as no_file:
+        reinquire_case(ctx, case_id, "op")
+    assert no_file.value.code == "not_inquirable"
+    close_case(ctx, case_id, "sup", "done")
+    with pytest.raises(CaseError) as closed:
+        reinquire_case(ctx, case_id, "op")
+    assert closed.value.code == "case_closed"
