@@ -47,6 +47,7 @@ unit: $(STAMP)
 # Benchmarks print figures; they assert nothing about time.
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run_all.py
+	$(BIN)/python tests/bench/bench_dashboard.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .mypy_cache .ruff_cache

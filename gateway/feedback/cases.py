@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from gateway.batches.models import Batch, PaymentItem
 from gateway.context import Context
+from gateway.dispatch.models import OutboundFile
 from gateway.dispatch.service import Reinquiry, ReinquiryRefusedError, request_reinquiry
 from gateway.feedback.models import ManualConfirmation, OperatorCase
 from gateway.feedback.reasons import REASONS
@@ -35,7 +36,7 @@ from gateway.kit.clock import utcnow
 from gateway.kit.db import session_scope
 from gateway.kit.logging import get_logger
 from gateway.notifications.service import stage_notices
-from gateway.payments.states import ItemEvent, ItemState
+from gateway.payments.states import FileState, ItemEvent, ItemState
 from gateway.payments.transitions import complete_if_final, move_items
 from gateway.rework import audit
 from gateway.rework.errors import MakerCheckerError, ReworkError
@@ -325,6 +326,20 @@ def approve_confirmation(
                 f"明细状态已变为「{source.label_zh}」（如银行回盘已到），请驳回此确认",
                 f"the item is now {source.value} (e.g. the bank's result arrived); reject this",
             )
+        if item.outbound_file_id is not None:
+            file_state = session.scalar(
+                select(OutboundFile.state).where(OutboundFile.id == item.outbound_file_id)
+            )
+            if file_state is not None and FileState(file_state).needs_work():
+                # the worker may still upload this file after an inquiry that does not find
+                # it: a confirmation now could let the bank pay an item we recorded as failed
+                # (and re-issue), or pay it twice
+                raise CaseError(
+                    "file_in_inquiry",
+                    "该明细所在的银行文件仍在查询/发送中，待查询结束（转为人工处理）后再审核",
+                    "the item's bank file is still being inquired about or sent; approve "
+                    "after the inquiries end (operator case)",
+                )
         now = utcnow()
         note = (note or "").strip() or None
         _claim(

@@ -750,6 +750,27 @@ def _finding_filter(
     return where
 
 
+def count_findings(
+    ctx: Context, report_ids: Sequence[int], *, regions: Sequence[str] | None = None
+) -> dict[int, dict[str, int]]:
+    """Findings per report and kind within ``regions`` (one grouped query for a list)."""
+    out: dict[int, dict[str, int]] = {rid: dict.fromkeys(KINDS, 0) for rid in report_ids}
+    if not report_ids:
+        return out
+    where: list[ColumnElement[bool]] = [SelfCheckFinding.report_id.in_(list(report_ids))]
+    if regions is not None:
+        where.append(in_regions(regions))
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(SelfCheckFinding.report_id, SelfCheckFinding.kind, func.count())
+            .where(*where)
+            .group_by(SelfCheckFinding.report_id, SelfCheckFinding.kind)
+        )
+        for rid, kind, n in rows:
+            out[int(rid)][str(kind)] = int(n)
+    return out
+
+
 def list_findings(
     ctx: Context,
     report_id: int,

@@ -252,11 +252,19 @@ def failed_queue(
     f = filters_of(request, FILTERS)
     number = page_number(request)
     with unit_of_work(request) as s:
-        stmt = queue_query(viewer, f, PaymentItem, Batch)
-        total = capped_count(s, stmt)
+        # the page's ids first (narrow rows, index order), then those rows in full: never
+        # sort every failed item ever at full width
+        ids_stmt = queue_query(viewer, f, PaymentItem.id)
+        total = capped_count(s, ids_stmt)
         page = Page(number=number, size=PAGE_SIZE, total=total)
+        ids = list(
+            s.scalars(ids_stmt.order_by(PaymentItem.id.desc()).offset(page.offset).limit(page.size))
+        )
         page.rows = s.execute(
-            stmt.order_by(PaymentItem.id.desc()).offset(page.offset).limit(page.size)
+            select(PaymentItem, Batch)
+            .join(Batch, Batch.id == PaymentItem.batch_id)
+            .where(PaymentItem.id.in_(ids))
+            .order_by(PaymentItem.id.desc())
         ).all()
         cases = _open_cases(s, page.rows)
         lists = list(

@@ -40,6 +40,7 @@ from gateway.selfcheck.service import (
     FindingView,
     ReportNotFoundError,
     ReportView,
+    count_findings,
     get_report,
     list_findings,
     list_reports,
@@ -76,19 +77,6 @@ def _report(ctx: Context, report_id: int) -> ReportView:
         raise NotFound("自查报告不存在", "no such self-check report") from None
 
 
-def visible_counts(ctx: Context, viewer: Viewer, report: ReportView) -> dict[str, int]:
-    """The report's findings per kind that the viewer may see (their regions)."""
-    regions = viewer.principal.region_filter()
-    if regions is None:
-        return dict(report.counts)
-    return {
-        kind: (
-            list_findings(ctx, report.id, regions=regions, kind=kind, limit=0)[1] if count else 0
-        )
-        for kind, count in report.counts.items()
-    }
-
-
 @router.get("/selfcheck", response_class=HTMLResponse)
 def report_list(
     request: Request,
@@ -96,7 +84,12 @@ def report_list(
 ) -> Response:
     ctx = ctx_of(request)
     reports = list_reports(ctx, limit=REPORTS_SHOWN)
-    counts = {r.id: visible_counts(ctx, viewer, r) for r in reports}
+    regions = viewer.principal.region_filter()
+    counts = (
+        {r.id: dict(r.counts) for r in reports}
+        if regions is None
+        else count_findings(ctx, [r.id for r in reports], regions=regions)
+    )
     with unit_of_work(request) as s:
         audit(s, viewer, "view.selfcheck", target_type="selfcheck_report",
               detail={"reports": len(reports)})  # fmt: skip

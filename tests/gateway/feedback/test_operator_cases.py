@@ -187,3 +187,39 @@ def test_reinquire_needs_an_open_case_about_a_file(ctx: Context) -> None:
     with pytest.raises(CaseError) as closed:
         reinquire_case(ctx, case_id, "op")
     assert closed.value.code == "case_closed"
+
+
+def test_no_confirmation_is_approved_while_the_file_is_still_in_inquiry(ctx: Context) -> None:
+    """An unknown upload may still be re-sent by the worker after an inquiry that does not
+    find it: confirming its items now could pay one we record as failed, or pay it twice."""
+    from gateway.dispatch.models import OutboundFile
+    from gateway.payments.states import FileState
+
+    _, item_id = one_item_in_a_case(ctx, "K-9")
+    with ctx.sessions.begin() as s:
+        it = s.get(PaymentItem, item_id)
+        assert it is not None
+        f = OutboundFile(
+            bank_profile="hnrcu", batch_id=it.batch_id, file_no=1, file_name="PAY_K9_01.txt",
+            signature_name="PAY_K9_01.txt.sig", content_enc=b"x", signature=b"x",
+            sha256="0" * 64, size=1, item_count=1, total_fen=it.amount_fen,
+            state=FileState.UNKNOWN.value,
+        )  # fmt: skip
+        s.add(f)
+        s.flush()
+        it.outbound_file_id = f.id
+        file_id = f.id
+    cid = propose_confirmation(
+        ctx, item_id=item_id, proposer="op", outcome="failed", note=NOTE,
+        reason_code="account_frozen",
+    )  # fmt: skip
+    with pytest.raises(CaseError) as refused:
+        approve_confirmation(ctx, cid, "sup")
+    assert refused.value.code == "file_in_inquiry"
+    assert item_state(ctx, "K-9", 1) == "operator_case"
+    # once the inquiries have ended (the file escalated to a person), it may be approved
+    with ctx.sessions.begin() as s:
+        f2 = s.get(OutboundFile, file_id)
+        assert f2 is not None
+        f2.state = FileState.ESCALATED.value
+    assert approve_confirmation(ctx, cid, "sup").item_state == "failed"
