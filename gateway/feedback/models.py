@@ -39,7 +39,8 @@ class InboundFile(Base):
     kind: Mapped[str] = mapped_column(String(20), default="result")
     state: Mapped[str] = mapped_column(String(20))  # applied | rejected
     error: Mapped[str | None] = mapped_column(Text)
-    batch_serial: Mapped[str | None] = mapped_column(String(16))
+    # a batch's page lists the result and notice files that name it
+    batch_serial: Mapped[str | None] = mapped_column(String(16), index=True)
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     applied_count: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

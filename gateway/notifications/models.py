@@ -39,7 +39,8 @@ class SmsNotice(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_code: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # the dashboard's SMS log filters by day
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     final_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
