@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv browser demo demo-serve test lint typecheck unit bench clean certs
+.PHONY: venv browser demo demo-serve test test-fast lint typecheck unit bench clean certs screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,13 +36,29 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The whole suite: lint, types, then every test (on SQLite, and on PostgreSQL too when
-# GATEWAY_TEST_POSTGRES_URL names a server, as .ci/run does).
+# pytest-xdist workers. The suite waits on sockets, servers and subprocesses as well as it
+# computes, so one worker more than there are cores keeps every core busy.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
+
+# The whole suite: lint, types, then every test in parallel (on SQLite, and on PostgreSQL too
+# when GATEWAY_TEST_POSTGRES_URL names a server, as .ci/run does). Replay a failure's
+# randomness with PYTEST_ARGS="--seed N" (the seed is printed in the header).
 test: lint typecheck browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+
+# The edit loop: every test but the slow end-to-end ones, on SQLite, no lint. `make test` is
+# still the whole suite, and what CI runs.
+test-fast: $(STAMP)
+	env -u GATEWAY_TEST_POSTGRES_URL $(BIN)/pytest -q $(PYTEST_PARALLEL) -m "not slow" $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/gateway/payments tests/gateway/kit tests/gateway/batches/test_validation.py
+
+# Rewrites docs/screenshots/ from the browser tests (the suite itself writes to a temporary
+# directory and never changes the repository).
+screenshots: $(STAMP) browser
+	GATEWAY_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e/test_dashboard_browser.py
 
 # Benchmarks print figures; they assert nothing about time.
 bench: $(STAMP)

@@ -40,6 +40,13 @@ def _logging(settings: Settings, name: str) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    fd: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve on this inherited, already bound socket instead of --host/--port "
+            "(socket activation; the demo hands its API socket over this way)."
+        ),
+    ] = None,
 ) -> None:
     """Run the upstream HTTP API and the operators' dashboard (under /dashboard)."""
     import uvicorn  # noqa: PLC0415
@@ -49,7 +56,11 @@ def serve(
 
     settings = Settings()
     _logging(settings, "api")
-    uvicorn.run(create_app(Context.build(settings)), host=host, port=port, log_config=None)
+    api = create_app(Context.build(settings))
+    if fd is not None:
+        uvicorn.run(api, fd=fd, log_config=None)
+    else:
+        uvicorn.run(api, host=host, port=port, log_config=None)
 
 
 @app.command()

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     dashboard_inactive_working_days: int = 2
     # Secure cookies (HTTPS only). Only development may turn it off, for plain-HTTP loopback.
     dashboard_secure_cookies: bool = True
+    # argon2id parameters of dashboard passwords: RFC 9106's second recommended set
+    # (t=3, m=64 MiB, p=4). "CHEAPEST" exists for the test suite alone and is refused in
+    # every environment but "test".
+    dashboard_argon2_parameters: Literal["RFC_9106_LOW_MEMORY", "CHEAPEST"] = "RFC_9106_LOW_MEMORY"
 
     # Fault injection for crash tests: the worker exits abruptly at this point
     # ("after_upload": the file is on the bank's server but not yet recorded). Ignored in
@@ -109,6 +113,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:
+        if self.dashboard_argon2_parameters != "RFC_9106_LOW_MEMORY" and self.environment != "test":
+            raise ValueError(
+                "GATEWAY_DASHBOARD_ARGON2_PARAMETERS=CHEAPEST is for the test suite only"
+            )
         if self.environment == "production":
             if self.master_keys.get_secret_value() == DEV_MASTER_KEYS:
                 raise ValueError("GATEWAY_MASTER_KEYS must be set in production")

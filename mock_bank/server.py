@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -33,7 +35,8 @@ class MockBank:
     """A running mock bank. ``start()`` opens the ledger, starts the SFTP server (writing the
     port to ``<data_dir>/sftp.port``) when ``[sftp]`` is configured, the processor, and the
     HTTPS open API (port in ``<data_dir>/api.port``) when ``[api]`` is; ``stop()`` shuts all
-    down cleanly."""
+    down cleanly. ``monotonic``: the processor's clock for its delays (a test may move one
+    by hand)."""
 
     def __init__(
         self,
@@ -41,9 +44,11 @@ class MockBank:
         *,
         clock: Clock = shanghai_now,
         faults: FaultSchedule | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self._clock = clock
+        self._monotonic = monotonic
         #: The seeded fault schedule shared by every hook point (SFTP, HTTPS API, processor);
         #: it lives as long as this object, so counts carry over a stop()/start().
         self.faults = faults if faults is not None else FaultSchedule.from_config(config)
@@ -134,6 +139,7 @@ class MockBank:
                 result_delay_seconds=cfg.result_delay_seconds,
                 poll_interval_seconds=cfg.poll_interval_seconds,
                 clock=self._clock,
+                monotonic=self._monotonic,
                 file_format=cfg.format,
                 faults=self.faults,
             )

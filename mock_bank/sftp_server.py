@@ -262,10 +262,11 @@ class RootedSFTPServerInterface(paramiko.SFTPServerInterface):
             local = self._local(path)
             out: list[paramiko.SFTPAttributes] = []
             for name in sorted(os.listdir(local)):
-                attr = paramiko.SFTPAttributes.from_stat(
-                    os.lstat(os.path.join(local, name)), filename=name
-                )
-                out.append(attr)
+                try:
+                    st = os.lstat(os.path.join(local, name))
+                except FileNotFoundError:  # renamed or removed meanwhile (a ``.part`` file)
+                    continue
+                out.append(paramiko.SFTPAttributes.from_stat(st, filename=name))
             return out
 
         return self._guard("list_folder", run, path)

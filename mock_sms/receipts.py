@@ -48,6 +48,10 @@ class PushStats:
 
 
 class ReceiptPusher:
+    """Due times are read on ``clock`` (the centre's clock, Unix seconds). A test that
+    injects a clock and moves it forward calls ``wake()`` so that receipts now due go out
+    at once rather than when the pusher would next have looked."""
+
     def __init__(
         self,
         *,
@@ -55,7 +59,9 @@ class ReceiptPusher:
         secret_for: Callable[[str], str],
         attempts: int,
         timeout: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._callback_for = callback_for
         self._secret_for = secret_for
         self._attempts = attempts
@@ -89,6 +95,11 @@ class ReceiptPusher:
             )
             self._cond.notify_all()
 
+    def wake(self) -> None:
+        """Look at the clock again now (it was moved)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is scheduled or in flight; False on timeout."""
         deadline = time.monotonic() + timeout
@@ -107,8 +118,8 @@ class ReceiptPusher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping and (not self._heap or self._heap[0].due > time.time()):
-                    wait = self._heap[0].due - time.time() if self._heap else None
+                while not self._stopping and (not self._heap or self._heap[0].due > self._clock()):
+                    wait = self._heap[0].due - self._clock() if self._heap else None
                     self._cond.wait(wait)
                 if self._stopping:
                     return
@@ -136,7 +147,7 @@ class ReceiptPusher:
         secret = self._secret_for(push.provider)
         if push.forged:
             secret = "forged-" + secrets.token_hex(8)
-        timestamp = str(int(time.time()))
+        timestamp = str(int(self._clock()))
         nonce = secrets.token_urlsafe(24)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -170,7 +181,7 @@ class ReceiptPusher:
             return
         if push.attempt < self._attempts:
             push.attempt += 1
-            push.due = time.time() + 0.2 * push.attempt
+            push.due = self._clock() + 0.2 * push.attempt
             with self._cond:
                 heapq.heappush(self._heap, push)
                 self._cond.notify_all()

@@ -196,6 +196,11 @@ class MockSmsCentre:
         """Wait until every scheduled receipt was pushed (or given up)."""
         return self._running().pusher.wait_idle(timeout)
 
+    def clock_moved(self) -> None:
+        """Say that the injected clock was moved forward: receipts now due are pushed at
+        once (the pusher otherwise looks again only when it expected the next one due)."""
+        self._running().pusher.wake()
+
     def receipt_stats(self) -> dict[str, int]:
         stats = self._running().pusher.stats
         return {

@@ -75,6 +75,7 @@ class Centre:
             secret_for=self.secret,
             attempts=config.push_attempts,
             timeout=config.push_timeout_seconds,
+            clock=clock,
         )
         self.stopping = threading.Event()
 

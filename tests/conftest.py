@@ -3,17 +3,101 @@ keys, a gateway context, and the mock bank running in-process on loopback."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-import uuid
-from collections.abc import Iterator
+import random
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
+
+
+# --- one seed for every randomised test ------------------------------------------------------
+# The session seed comes from --seed, else GATEWAY_TEST_SEED, else the system's randomness.
+# It is printed in the header and beside every failure; under pytest-xdist the controller
+# hands its seed to every worker. Each test derives its own seed from the session seed and
+# its node id (so a test's draws do not depend on which tests ran before it, or where), and
+# Hypothesis is seeded from it too. `pytest --seed N` replays a run.
+
+_SEED = pytest.StashKey[int]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of every randomised test and of Hypothesis (default: GATEWAY_TEST_SEED or "
+        "random); printed in the header and beside failures",
+    )
+
+
+def _choose_seed(config: pytest.Config) -> int:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and "gateway_seed" in workerinput:
+        return int(workerinput["gateway_seed"])
+    given = config.getoption("--seed")
+    if given is not None:
+        return int(given)
+    env = os.environ.get("GATEWAY_TEST_SEED")
+    if env:
+        return int(env)
+    return random.SystemRandom().randrange(2**32)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    seed = _choose_seed(config)
+    config.stash[_SEED] = seed
+    from hypothesis import HealthCheck, core, settings
+
+    # No test asserts speed: Hypothesis' per-example deadline and its "too slow" health
+    # check are timing assertions that a loaded machine fails at random, so they are off.
+    settings.register_profile(
+        "gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gateway"))
+    if config.getoption("hypothesis_seed", None) is None:
+        core.global_force_seed = seed  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker uses the controller's seed."""
+    node.workerinput["gateway_seed"] = node.config.stash[_SEED]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = config.stash[_SEED]
+    return f"seed: {seed} (replay with --seed {seed})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        seed = item.config.stash[_SEED]
+        report.sections.append(("seed", f"replay with: pytest --seed {seed} '{item.nodeid}'"))
+
+
+def seed_of_test(config: pytest.Config, nodeid: str) -> int:
+    digest = hashlib.sha256(f"{config.stash[_SEED]}:{nodeid}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """This test's seed, derived from the session seed and the test's node id."""
+    return seed_of_test(request.config, request.node.nodeid)
+
+
+@pytest.fixture
+def rng(seed: int) -> random.Random:
+    """A random source seeded from ``seed``: what a randomised test draws from."""
+    return random.Random(seed)
 
 
 def _backends() -> list[str]:
@@ -29,60 +113,78 @@ def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _create_pg_database() -> tuple[str, str]:
-    assert POSTGRES_URL
-    name = f"gw_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
-    return url.render_as_string(hide_password=False), name
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated from empty once per test process."""
+    from tests.databases import migrate_sqlite
+
+    path = tmp_path_factory.mktemp("template") / "gateway.db"
+    migrate_sqlite(path)
+    return path
 
 
-def _drop_pg_database(name: str) -> None:
-    assert POSTGRES_URL
-    admin = create_engine(
-        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+@pytest.fixture(scope="session")
+def _postgres() -> Iterator[Any]:
+    """The suite's PostgreSQL databases (a template migrated once per test process)."""
+    from tests.databases import PostgresDatabases
 
-
-@pytest.fixture(params=_backends())
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database, migrated from nothing to head by Alembic."""
-    from gateway.kit.migrate import upgrade
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gateway.db'}"
-        upgrade(url)
-        yield url
-        return
-    url, name = _create_pg_database()
+    if not POSTGRES_URL:
+        pytest.skip("GATEWAY_TEST_POSTGRES_URL is not set")
+    databases = PostgresDatabases(POSTGRES_URL)
     try:
-        upgrade(url)
-        yield url
+        yield databases
     finally:
-        _drop_pg_database(name)
+        databases.close()
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL database (tests that need real concurrency); skipped without one."""
-    if not POSTGRES_URL:
-        pytest.skip("GATEWAY_TEST_POSTGRES_URL is not set")
+def sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
+    """A SQLite database of this test's own, at the migrations' head."""
+    from tests.databases import copy_sqlite
+
+    return copy_sqlite(_sqlite_template, tmp_path / "gateway.db")
+
+
+@pytest.fixture
+def pg_url(_postgres: Any) -> Iterator[str]:
+    """A PostgreSQL database of this test's own at the migrations' head (tests that need
+    real concurrency); skipped without a server. Only this test uses it while it runs;
+    afterwards it is emptied and may serve a later test (``tests/databases.py``)."""
+    name = _postgres.acquire()
+    try:
+        yield _postgres.url_of(name)
+    finally:
+        _postgres.release(name)
+
+
+@pytest.fixture(params=_backends())
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A database of this test's own at the migrations' head, on each backend: a copy of a
+    template migrated once per session (``tests/databases.py``)."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture(params=_backends())
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database migrated from nothing to head by Alembic in this test (on each backend)."""
+    from tests.databases import PostgresDatabases, migrate_sqlite
+
+    if request.param == "sqlite":
+        yield migrate_sqlite(tmp_path / "gateway.db")
+        return
     from gateway.kit.migrate import upgrade
 
-    url, name = _create_pg_database()
+    assert POSTGRES_URL
+    databases = PostgresDatabases(POSTGRES_URL)
+    name = databases.create_empty()
     try:
-        upgrade(url)
-        yield url
+        upgrade(databases.url_of(name))
+        yield databases.url_of(name)
     finally:
-        _drop_pg_database(name)
+        databases.drop(name)
+        databases.close()
 
 
 # --- the gateway and the mock bank -----------------------------------------------------------
@@ -110,9 +212,9 @@ def bank_dedupe() -> bool:
 @pytest.fixture
 def callback_port() -> int:
     """The port the gateway's HTTP API listens on for bank callbacks (when a test runs it)."""
-    from gateway.demo.runner import free_port
+    from tests.ports import reserve_port
 
-    return free_port()
+    return reserve_port()
 
 
 def _start_bank(
@@ -207,6 +309,8 @@ def make_settings(db_url: str, profiles: Path, **over: object) -> object:
         "retry_initial_seconds": 0.01,
         "retry_max_seconds": 0.05,
         "log_json": True,
+        # cheap argon2id for the suite's accounts (Settings refuses it outside "test")
+        "dashboard_argon2_parameters": "CHEAPEST",
     }
     values.update(over)
     return Settings(**values)  # type: ignore[arg-type]
@@ -241,11 +345,11 @@ def ctx(
 def gateway_http(ctx: Any, callback_port: int) -> Iterator[str]:
     """The gateway's HTTP API (uvicorn, in a thread) on ``callback_port``."""
     import threading
-    import time
 
     import uvicorn
 
     from gateway.api.app import create_app
+    from tests.waits import wait_until
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -254,9 +358,8 @@ def gateway_http(ctx: Any, callback_port: int) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), what="the gateway's HTTP API")
+    assert server.started, "the gateway's HTTP API did not start"
     try:
         yield f"http://127.0.0.1:{callback_port}"
     finally:

@@ -33,7 +33,12 @@ from gateway.ports import (
 
 BATCH_SERIAL_RE: Final = re.compile(r"[0-9A-Z]{16}")
 MAX_FILE_NO: Final = 99
-SM4_CBC: Final = "SM4-CBC"
+#: ``alg`` of the encrypted body: SM4-CBC, then HMAC-SM3 over IV ‖ ciphertext.
+SM4_CBC_HMAC_SM3: Final = "SM4-CBC-HMAC-SM3"
+#: HKDF ``info`` deriving the envelope's MAC key from the pre-shared SM4 key.
+ENVELOPE_MAC_KEY_INFO: Final = b"openapi-v1 SM4-CBC-HMAC-SM3 mac key"
+ENVELOPE_IV_BYTES: Final = 16
+ENVELOPE_MAC_BYTES: Final = 32
 
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _TIME_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
@@ -178,15 +183,26 @@ def render_disbursement(
     return dump(document)
 
 
-def render_envelope(key_id: str, iv: bytes, ciphertext: bytes) -> bytes:
-    """The encrypted body: ``{"encrypted": {"alg", "key_id", "iv", "data"}}``."""
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The parts of an encrypted body (``{"encrypted": {…}}``), base64 decoded."""
+
+    key_id: str
+    iv: bytes
+    ciphertext: bytes
+    mac: bytes
+
+
+def render_envelope(envelope: Envelope) -> bytes:
+    """The encrypted body: ``{"encrypted": {"alg", "key_id", "iv", "data", "mac"}}``."""
     return dump(
         {
             "encrypted": {
-                "alg": SM4_CBC,
-                "key_id": key_id,
-                "iv": base64.b64encode(iv).decode("ascii"),
-                "data": base64.b64encode(ciphertext).decode("ascii"),
+                "alg": SM4_CBC_HMAC_SM3,
+                "key_id": envelope.key_id,
+                "iv": base64.b64encode(envelope.iv).decode("ascii"),
+                "data": base64.b64encode(envelope.ciphertext).decode("ascii"),
+                "mac": base64.b64encode(envelope.mac).decode("ascii"),
             }
         }
     )
@@ -438,18 +454,24 @@ def parse_callback(data: bytes) -> CallbackEvent:
     return CallbackEvent(event_id, event, batch_serial, file_no, sent_at)
 
 
-def decode_envelope(data: bytes) -> tuple[str, bytes, bytes]:
-    """``(key_id, iv, ciphertext)`` of an encrypted body (for tests and diagnostics)."""
+def decode_envelope(data: bytes) -> Envelope:
+    """The parts of an encrypted body, checked for form (steps 1–3 and 5 of the receiver's
+    checks in the contract; the caller checks the key id and the MAC, then decrypts)."""
     outer = _Reader(load_object(data, "envelope"), "envelope")
     inner = _Reader(outer._get("encrypted"), "envelope.encrypted")
     outer.done()
-    if inner.text("alg") != SM4_CBC:
-        _fail("envelope: 'alg' is not SM4-CBC")
+    if inner.text("alg") != SM4_CBC_HMAC_SM3:
+        _fail(f"envelope: 'alg' is not {SM4_CBC_HMAC_SM3}")
     key_id = inner.text("key_id", empty=False)
     try:
         iv = base64.b64decode(inner.text("iv"), validate=True)
         ciphertext = base64.b64decode(inner.text("data", max_length=1 << 30), validate=True)
+        mac = base64.b64decode(inner.text("mac"), validate=True)
     except ValueError:
-        _fail("envelope: 'iv' or 'data' is not base64")
+        _fail("envelope: 'iv', 'data' or 'mac' is not base64")
     inner.done()
-    return key_id, iv, ciphertext
+    if len(iv) != ENVELOPE_IV_BYTES or len(mac) != ENVELOPE_MAC_BYTES:
+        _fail(f"envelope: 'iv' must be {ENVELOPE_IV_BYTES} bytes and 'mac' {ENVELOPE_MAC_BYTES}")
+    if not ciphertext or len(ciphertext) % 16:
+        _fail("envelope: 'data' is not a non-empty multiple of 16 bytes")
+    return Envelope(key_id, iv, ciphertext, mac)

@@ -4,8 +4,9 @@ The contract is ``docs/formats/openapi-v1.md``; where this module and the page d
 the page wins.
 
 What it does
-    ``render_submission`` fixes the exact body bytes once, at planning time (SM4-CBC envelope
-    with a fresh random IV when the profile says ``encrypt = "SM4-CBC"``); the gateway stores
+    ``render_submission`` fixes the exact body bytes once, at planning time (the
+    ``SM4-CBC-HMAC-SM3`` envelope, with a fresh random IV, when the profile says
+    ``encrypt = "SM4-CBC"``; see :class:`Sm4Encryption`); the gateway stores
     them and every ``submit`` re-sends those bytes unchanged under the same ``X-Request-Id``
     (batch serial + 2-digit file number), with a fresh timestamp, nonce and signature per
     attempt. Every response (errors included) must carry the bank's valid signature over
@@ -116,8 +117,11 @@ import httpx
 import structlog
 
 from adapters.api.documents import (
+    ENVELOPE_MAC_KEY_INFO,
+    Envelope,
     check_batch_serial,
     check_file_no,
+    decode_envelope,
     parse_ack,
     parse_callback,
     parse_error_code,
@@ -139,7 +143,13 @@ from adapters.api.signing import (
     response_string_to_sign,
     sign_headers,
 )
-from adapters.crypto.sm4 import SM4_KEY_BYTES, new_iv, sm4_cbc_encrypt
+from adapters.crypto.sm4 import (
+    SM4_KEY_BYTES,
+    Sm4DecryptionError,
+    new_iv,
+    sm4_cbc_hmac_sm3_decrypt,
+    sm4_cbc_hmac_sm3_encrypt,
+)
 from gateway.ports import (
     ApiAck,
     ApiStatus,
@@ -226,7 +236,11 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Sm4Encryption:
-    """The pre-shared SM4 key for ``encrypt = "SM4-CBC"`` and the id the bank knows it by."""
+    """The pre-shared SM4 key for ``encrypt = "SM4-CBC"`` and the id the bank knows it by.
+
+    Bodies are sealed as the contract's ``SM4-CBC-HMAC-SM3`` envelope: SM4-CBC under the
+    key, then HMAC-SM3 over ``IV ‖ ciphertext`` under a key derived by HKDF-SM3.
+    """
 
     key_id: str
     key: bytes = field(repr=False)
@@ -236,6 +250,27 @@ class Sm4Encryption:
             raise ValueError(f"the SM4 key must be {SM4_KEY_BYTES} bytes, got {len(self.key)}")
         if not self.key_id or not self.key_id.isascii() or not self.key_id.isprintable():
             raise ValueError("sm4_key_id must be non-empty printable ASCII")
+
+    def seal(self, plain: bytes, iv: bytes | None = None) -> bytes:
+        """The envelope of ``plain`` under a fresh random IV (``iv`` only for known-answer
+        tests: an IV must never repeat under one key)."""
+        iv = new_iv() if iv is None else iv
+        ciphertext, mac = sm4_cbc_hmac_sm3_encrypt(self.key, iv, plain, info=ENVELOPE_MAC_KEY_INFO)
+        return render_envelope(Envelope(self.key_id, iv, ciphertext, mac))
+
+    def open(self, body: bytes) -> bytes:
+        """The plain body of an envelope, after the receiver's checks of the contract, in
+        its order: form (``FormatError``), key id, MAC, padding (``Sm4DecryptionError``;
+        ``Sm4IntegrityError`` for a MAC that does not verify, before any decryption).
+
+        The gateway never receives an envelope (answers and callbacks are not encrypted);
+        this is for tests and diagnostics, and the rule any reader must follow."""
+        envelope = decode_envelope(body)
+        if envelope.key_id != self.key_id:
+            raise Sm4DecryptionError(f"the envelope names key {envelope.key_id!r}, not ours")
+        return sm4_cbc_hmac_sm3_decrypt(
+            self.key, envelope.iv, envelope.ciphertext, envelope.mac, info=ENVELOPE_MAC_KEY_INFO
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,9 +396,7 @@ class OpenApiBank:
         )
         if self.encryption is None:
             return plain
-        iv = new_iv()
-        ciphertext = sm4_cbc_encrypt(self.encryption.key, iv, plain)
-        return render_envelope(self.encryption.key_id, iv, ciphertext)
+        return self.encryption.seal(plain)
 
     def request_id(self, batch_serial: str, file_no: int) -> str:
         """``X-Request-Id``: the 16-character batch serial and the 2-digit file number."""

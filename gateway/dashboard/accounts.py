@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -71,8 +71,19 @@ USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 RESERVED_USERNAMES = frozenset({"new"})
 REGION = re.compile(r"^[0-9]{2,12}$")
 
-# argon2id with the library's defaults (RFC 9106 "second recommended" parameters)
-_hasher = PasswordHasher()
+# argon2id parameter sets by the name settings give them: RFC 9106's second recommended
+# set in every real deployment; the cheapest set only for the test suite (Settings refuses
+# it outside environment "test").
+_HASHERS = {
+    "RFC_9106_LOW_MEMORY": PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY),
+    "CHEAPEST": PasswordHasher.from_parameters(profiles.CHEAPEST),
+}
+
+
+def password_hasher(settings: Settings) -> PasswordHasher:
+    """The argon2id hasher the settings name (hashes of other parameter sets still verify,
+    and are rehashed with these parameters at the next login)."""
+    return _HASHERS[settings.dashboard_argon2_parameters]
 
 
 class AccountError(Exception):
@@ -204,7 +215,7 @@ def create_account(
         real_name=real_name.strip(),
         role=parsed.value,
         regions=sorted(set(regions)) if parsed is not Role.AUDITOR else [],
-        password_hash=_hasher.hash(password),
+        password_hash=password_hasher(settings).hash(password),
         password_changed_at=now,
         must_change_password=must_change_password,
         failed_logins=0,
@@ -289,7 +300,7 @@ def authenticate(
     detail = {"ip": client_ip}
     if account is None:
         # spend the same time as a real verification
-        _hasher.hash(password)
+        password_hasher(settings).hash(password)
         record(
             session,
             actor=username.strip().lower()[:64] or "-",
@@ -320,7 +331,7 @@ def authenticate(
         )
         return LoginResult.LOCKED, account
     try:
-        _hasher.verify(account.password_hash, password)
+        password_hasher(settings).verify(account.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         account.failed_logins += 1
         locked = account.failed_logins >= settings.dashboard_lockout_failures
@@ -339,8 +350,9 @@ def authenticate(
     account.failed_logins = 0
     account.locked_until = None
     account.last_login_at = now
-    if _hasher.check_needs_rehash(account.password_hash):
-        account.password_hash = _hasher.hash(password)
+    hasher = password_hasher(settings)
+    if hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = hasher.hash(password)
     record(
         session,
         actor=account.username,
@@ -364,7 +376,7 @@ def change_password(
     session: Session, settings: Settings, account: OperatorAccount, current: str, new: str
 ) -> None:
     try:
-        _hasher.verify(account.password_hash, current)
+        password_hasher(settings).verify(account.password_hash, current)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AccountError(
             "wrong_current_password", "当前密码不正确", "the current password is wrong"
@@ -374,7 +386,7 @@ def change_password(
         raise AccountError(
             "password_unchanged", "新密码不得与当前密码相同", "the new password must differ"
         )
-    account.password_hash = _hasher.hash(new)
+    account.password_hash = password_hasher(settings).hash(new)
     account.password_changed_at = utcnow()
     account.must_change_password = False
     record(
@@ -391,7 +403,7 @@ def reset_password(
 ) -> None:
     """An administrator sets a one-time password; the user must change it at next login."""
     check_password_policy(settings, account.username, new)
-    account.password_hash = _hasher.hash(new)
+    account.password_hash = password_hasher(settings).hash(new)
     account.password_changed_at = utcnow()
     account.must_change_password = True
     account.failed_logins = 0

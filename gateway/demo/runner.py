@@ -49,18 +49,26 @@ from gateway.upstream.demo_receiver import UpstreamReceiver
 CLIENT_ID = "county-finance"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def listening_socket() -> socket.socket:
+    """A loopback socket bound to a port the kernel picks, already listening: the port is
+    held from this moment, so nothing else can take it before the process that serves it
+    starts (it inherits the socket, ``gateway serve --fd``)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.set_inheritable(True)
+    return listener
 
 
 @contextmanager
-def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    cmd: list[str], env: dict[str, str], log: Path, *, pass_fds: tuple[int, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, pass_fds=pass_fds
+        )
     try:
         yield proc
     finally:
@@ -231,7 +239,8 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
     second = round_two(seed, persons)
     known = {b.profile: bank_accounts(shares[b.profile]) for b in BANKS}
     known[HNRCU.profile] += second.new_accounts
-    api_port = free_port()
+    api_listener = listening_socket()
+    api_port: int = api_listener.getsockname()[1]
     configs = {
         bank.profile: write_bank_config(
             workdir,
@@ -259,6 +268,7 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
     say = (lambda *_a: None) if json_output else print
     say(f"demo: working in {workdir}")
     with ExitStack() as stack:
+        stack.callback(api_listener.close)
         # the upstream finance system's webhook endpoint: verifies every signature itself and
         # refuses each message's first attempt, so retries are part of the demo
         receiver = stack.enter_context(UpstreamReceiver(webhook_secret, fail_first=1))
@@ -297,7 +307,12 @@ def run_demo(*, workdir: Path, json_output: bool, seed: int) -> int:
         upgrade(settings.database_url)
         gw = [sys.executable, "-m", "gateway.cli"]
         stack.enter_context(
-            process([*gw, "serve", "--port", str(api_port)], env, workdir / "logs" / "api.log")
+            process(
+                [*gw, "serve", "--fd", str(api_listener.fileno())],
+                env,
+                workdir / "logs" / "api.log",
+                pass_fds=(api_listener.fileno(),),
+            )
         )
         stack.enter_context(process([*gw, "worker"], env, workdir / "logs" / "worker.log"))
         base = f"http://127.0.0.1:{api_port}"

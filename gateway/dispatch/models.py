@@ -57,3 +57,7 @@ class OutboundFile(Base):
     # API banks: when to ask the bank for this submission's status next (None: nothing to ask)
     next_poll_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     polls: Mapped[int] = mapped_column(Integer, default=0)
+    # API banks: how many times a callback (or an operator) asked for an early inquiry. An
+    # inquiry that was already on its way when one came keeps the next one due now, instead
+    # of scheduling it from an answer that may predate the news (a 退票 callback, say).
+    poll_hints: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

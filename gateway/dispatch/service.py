@@ -617,6 +617,7 @@ def request_reinquiry(
                 "the file is on the bank's side; its result files are collected every cycle",
             )
         f.next_poll_at = now
+        f.poll_hints += 1  # an inquiry already on its way does not push this one back
         f.polls = 0
         mode = "status"
     elif f.state in {FileState.ESCALATED, FileState.UNKNOWN, FileState.PLANNED}:

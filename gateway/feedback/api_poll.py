@@ -3,9 +3,10 @@ what it reports, and treat callbacks as hints to ask sooner.
 
 A callback never changes a payment: it is verified (the bank's signature over the raw body,
 timestamp window, nonce never seen before) and then only moves the submission's next
-inquiry to *now*. The inquiry's answer — a signed response over mutual TLS — is what the
-gateway applies, recorded by content hash like a result file (the same answer twice
-changes nothing).
+inquiry to *now* and counts a hint (``poll_hints``); an inquiry already on its way when the
+hint came cannot push the next one back, so no news a callback announced is lost. The
+inquiry's answer — a signed response over mutual TLS — is what the gateway applies,
+recorded by content hash like a result file (the same answer twice changes nothing).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gateway.auth.models import RequestNonce
 from gateway.batches.models import Batch, PaymentItem
@@ -44,7 +46,13 @@ def poll_api_profile(ctx: Context, profile: BankProfile, owner: str) -> int:
         now = utcnow()
         with ctx.sessions() as session:
             due = session.execute(
-                select(OutboundFile.id, Batch.serial, OutboundFile.file_no, OutboundFile.polls)
+                select(
+                    OutboundFile.id,
+                    Batch.serial,
+                    OutboundFile.file_no,
+                    OutboundFile.polls,
+                    OutboundFile.poll_hints,
+                )
                 .join(Batch, Batch.id == OutboundFile.batch_id)
                 .where(
                     OutboundFile.bank_profile == profile.name,
@@ -54,7 +62,7 @@ def poll_api_profile(ctx: Context, profile: BankProfile, owner: str) -> int:
                 .order_by(OutboundFile.next_poll_at)
                 .limit(50)
             ).all()
-        for file_id, serial, file_no, polls in due:
+        for file_id, serial, file_no, polls, hints in due:
             try:
                 status = profile.api.inquire(serial or "", file_no)
             except FormatError as exc:
@@ -63,13 +71,15 @@ def poll_api_profile(ctx: Context, profile: BankProfile, owner: str) -> int:
                 if polls + 1 >= ctx.settings.inquiry_max_attempts:
                     _give_up(ctx, file_id, f"FormatError: {exc}")
                 else:
-                    _reschedule(ctx, file_id, polls + 1, profile.poll_seconds)
+                    _reschedule(ctx, file_id, polls + 1, profile.poll_seconds, hints)
                 continue
             except AdapterError as exc:
                 log.warning("feedback.inquiry_failed", file_id=file_id, error=str(exc))
-                _reschedule(ctx, file_id, polls + 1, profile.poll_seconds)
+                _reschedule(ctx, file_id, polls + 1, profile.poll_seconds, hints)
                 continue
-            moved += _take_status(ctx, profile, file_id, serial or "", file_no, status, owner)
+            moved += _take_status(
+                ctx, profile, file_id, serial or "", file_no, status, owner, hints
+            )
     finally:
         with session_scope(ctx.sessions) as session:
             release_job(session, job, owner)
@@ -91,14 +101,28 @@ def _give_up(ctx: Context, file_id: int, evidence: str) -> None:
         )
 
 
-def _reschedule(ctx: Context, file_id: int, polls: int, base: float) -> None:
+def _schedule_next(
+    session: Session, file_id: int, hints_seen: int, next_poll_at: dt.datetime | None
+) -> None:
+    """Set when to ask next, unless a hint came while this inquiry was on its way: then the
+    next inquiry is due now (the answer in hand may predate what the hint announced)."""
+    now = utcnow()
+    scheduled = session.execute(
+        update(OutboundFile)
+        .where(OutboundFile.id == file_id, OutboundFile.poll_hints == hints_seen)
+        .values(next_poll_at=next_poll_at)
+    )
+    if not getattr(scheduled, "rowcount", 0):
+        session.execute(
+            update(OutboundFile).where(OutboundFile.id == file_id).values(next_poll_at=now)
+        )
+
+
+def _reschedule(ctx: Context, file_id: int, polls: int, base: float, hints_seen: int) -> None:
     delay = min(300.0, base * (2 ** min(polls, 6)))
     with session_scope(ctx.sessions) as session:
-        session.execute(
-            update(OutboundFile)
-            .where(OutboundFile.id == file_id)
-            .values(polls=polls, next_poll_at=utcnow() + dt.timedelta(seconds=delay))
-        )
+        session.execute(update(OutboundFile).where(OutboundFile.id == file_id).values(polls=polls))
+        _schedule_next(session, file_id, hints_seen, utcnow() + dt.timedelta(seconds=delay))
 
 
 def _take_status(
@@ -109,6 +133,7 @@ def _take_status(
     file_no: int,
     status: ApiStatus | None,
     actor: str,
+    hints_seen: int,
 ) -> int:
     if status is None:
         # the bank acknowledged this submission earlier and now says it never took it
@@ -176,10 +201,12 @@ def _take_status(
                 .limit(1)
             )
             if status.completed and open_items is None:
-                f.next_poll_at = None  # until a callback says something changed (退票)
+                after = None  # until a callback says something changed (退票)
             else:
                 delay = min(300.0, profile.poll_seconds * (2 ** min(f.polls, 6)))
-                f.next_poll_at = utcnow() + dt.timedelta(seconds=delay)
+                after = utcnow() + dt.timedelta(seconds=delay)
+            session.flush()
+            _schedule_next(session, file_id, hints_seen, after)
     except IntegrityError:
         return 0  # another worker recorded the same answer first
     if moved:
@@ -217,9 +244,8 @@ def take_callback(
                 OutboundFile.batch_id.in_(
                     select(Batch.id).where(Batch.serial == hint.batch_serial)
                 ),
-                or_(OutboundFile.next_poll_at.is_(None), OutboundFile.next_poll_at > utcnow()),
             )
-            .values(next_poll_at=utcnow())
+            .values(next_poll_at=utcnow(), poll_hints=OutboundFile.poll_hints + 1)
         )
     log.info(
         "feedback.callback_accepted",

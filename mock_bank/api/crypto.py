@@ -1,5 +1,5 @@
 """Signatures and encryption of the open API (``docs/formats/openapi-v1.md``), from the
-contract, with ``cryptography`` (RSA-PSS, ECDSA, SM4) and ``snowland-smx`` (SM2).
+contract, with ``cryptography`` (RSA-PSS, ECDSA, SM3, SM4) and ``snowland-smx`` (SM2).
 
 Strings to sign (lines joined by ``\\n``, no trailing newline)::
 
@@ -17,7 +17,9 @@ Algorithms:
   from the library's defaults; signatures interoperate with OpenSSL 3
   (``openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:…``).
 
-SM4-CBC bodies: SM4 (``cryptography``) in CBC mode with PKCS#7 padding.
+SM4-CBC-HMAC-SM3 bodies (``cryptography``): SM4-CBC with PKCS#7 padding under the pre-shared
+key, and an HMAC-SM3 tag over ``IV ‖ ciphertext`` under a MAC key derived from it by
+HKDF-SM3; the tag is verified before anything is decrypted.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Final, Protocol
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem as asn1_pem
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -39,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pysmx import SM2  # snowland-smx: the SM2 library the gateway adapters use
 
 from mock_bank.api.settings import SignatureEncoding
@@ -322,23 +325,58 @@ def throwaway_signer(
     raise ValueError(f"unknown signature algorithm {alg!r}")
 
 
-# --- SM4-CBC -------------------------------------------------------------------------------
+# --- SM4-CBC-HMAC-SM3 bodies ------------------------------------------------------------
+
+#: ``alg`` of an encrypted body, and the HKDF ``info`` of its MAC key (the contract's values).
+ENVELOPE_ALG: Final = "SM4-CBC-HMAC-SM3"
+MAC_KEY_INFO: Final = b"openapi-v1 SM4-CBC-HMAC-SM3 mac key"
+SM4_BYTES: Final = 16  # key, IV and block
+TAG_BYTES: Final = 32  # HMAC-SM3, not truncated
 
 
 class DecryptionError(ValueError):
-    """The ciphertext does not decrypt (length, key or padding)."""
+    """The envelope's parts cannot be ours: lengths, MAC or padding."""
 
 
-def sm4_cbc_decrypt(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
-    """SM4-CBC with PKCS#7 padding."""
-    if len(key) != 16 or len(iv) != 16:
+def mac_key(key: bytes) -> bytes:
+    """HKDF-SM3 (RFC 5869): IKM = the pre-shared key, no salt, :data:`MAC_KEY_INFO`, 32 bytes."""
+    return HKDF(algorithm=hashes.SM3(), length=TAG_BYTES, salt=None, info=MAC_KEY_INFO).derive(key)
+
+
+def _tag(key: bytes, iv: bytes, ciphertext: bytes) -> hmac.HMAC:
+    tag = hmac.HMAC(mac_key(key), hashes.SM3())
+    tag.update(iv + ciphertext)
+    return tag
+
+
+def sm4_cbc_hmac_sm3_open(key: bytes, iv: bytes, ciphertext: bytes, mac: bytes) -> bytes:
+    """The plaintext, after the receiver's steps 5–7: lengths, then HMAC-SM3 over
+    ``iv ‖ ciphertext`` (constant time; nothing is decrypted unless it verifies), then
+    SM4-CBC decryption and the PKCS#7 padding."""
+    if len(key) != SM4_BYTES or len(iv) != SM4_BYTES:
         raise DecryptionError("SM4 key and IV are 16 bytes")
-    if not ciphertext or len(ciphertext) % 16:
+    if len(mac) != TAG_BYTES:
+        raise DecryptionError("mac is 32 bytes (HMAC-SM3)")
+    if not ciphertext or len(ciphertext) % SM4_BYTES:
         raise DecryptionError("SM4-CBC ciphertext is a non-empty multiple of 16 bytes")
+    try:
+        _tag(key, iv, ciphertext).verify(mac)
+    except InvalidSignature as exc:
+        raise DecryptionError("mac does not verify (wrong key, or altered data)") from exc
     decryptor = Cipher(algorithms.SM4(key), modes.CBC(iv)).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     unpadder = sym_padding.PKCS7(128).unpadder()
     try:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError as exc:
-        raise DecryptionError("bad PKCS#7 padding (wrong key?)") from exc
+        raise DecryptionError("bad PKCS#7 padding under a valid mac") from exc
+
+
+def sm4_cbc_hmac_sm3_seal(key: bytes, iv: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
+    """``(ciphertext, mac)``: the sender's side (the bank never sends an encrypted body; for
+    tests and tools that play the gateway)."""
+    padder = sym_padding.PKCS7(128).padder()
+    padded = padder.update(plaintext) + padder.finalize()
+    encryptor = Cipher(algorithms.SM4(key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    return ciphertext, _tag(key, iv, ciphertext).finalize()

@@ -28,7 +28,7 @@ Example (relative paths are resolved against the config file's directory)::
     retry_after_seconds = 1                    # fault rate_limit: Retry-After
     bounce_after_seconds = 2.0                 # fault bounce_after_paid: after completion
 
-    [api.sm4_keys]                             # for bodies encrypted with SM4-CBC
+    [api.sm4_keys]                             # for SM4-CBC-HMAC-SM3 encrypted bodies
     k2026 = "0123456789abcdeffedcba9876543210" # key_id = 128-bit key in hex
 
 Keys for ``RSA-PSS-SHA256`` and ``ECDSA-P256-SHA256`` are PEM (PKCS#8 private, SPKI public).

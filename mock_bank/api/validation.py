@@ -2,9 +2,12 @@
 
 Checks (the first failure answers; nothing is taken):
 
-- ``DECRYPTION_FAILED`` (400): an ``{"encrypted": …}`` envelope that is malformed, names an
-  unknown ``key_id`` or does not decrypt (SM4-CBC, PKCS#7);
-- ``INVALID_REQUEST`` (400): not a UTF-8 JSON object, duplicate or unknown keys, a missing
+- ``DECRYPTION_FAILED`` (400): an ``{"encrypted": …}`` envelope that is malformed, is not
+  ``SM4-CBC-HMAC-SM3``, names an unknown ``key_id``, has parts of the wrong length, whose
+  HMAC-SM3 does not verify (a wrong key or altered bytes: checked before decrypting, so this
+  never depends on what garbage decrypts to), or whose PKCS#7 padding is wrong;
+- ``INVALID_REQUEST`` (400): a plaintext (decrypted, or sent plain) that is not a UTF-8
+  JSON object, duplicate or unknown keys, a missing
   field or one of the wrong type (amounts and counts are JSON integers, never floats or
   booleans), batch serial not ``[0-9A-Z]{16}``, file number not 1..99, no items, sequences not
   1…n ascending, an item serial repeated, an ID number not ``[0-9]{17}[0-9X]``, an amount ≤ 0,
@@ -17,14 +20,18 @@ Checks (the first failure answers; nothing is taken):
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mock_bank.api.crypto import DecryptionError, sm4_cbc_decrypt
+from mock_bank.api.crypto import (
+    ENVELOPE_ALG,
+    DecryptionError,
+    sm4_cbc_hmac_sm3_open,
+    sm4_cbc_hmac_sm3_seal,
+)
 
 BATCH_SERIAL: Final = re.compile(r"[0-9A-Z]{16}")
 _ID_NUMBER: Final = re.compile(r"[0-9]{17}[0-9X]")
@@ -49,7 +56,7 @@ _TOP_KEYS: Final = frozenset(
 _ITEM_KEYS: Final = frozenset(
     {"seq", "serial", "name", "id_number", "account_no", "amount_fen", "remark"}
 )
-_ENVELOPE_KEYS: Final = frozenset({"alg", "key_id", "iv", "data"})
+_ENVELOPE_KEYS: Final = frozenset({"alg", "key_id", "iv", "data", "mac"})
 
 
 class RequestRejectedError(Exception):
@@ -117,33 +124,62 @@ def decode_json(body: bytes) -> Any:
         raise invalid(f"body is not UTF-8 JSON: {exc}") from exc
 
 
+def _decryption_failed(message: str) -> RequestRejectedError:
+    return RequestRejectedError(400, "DECRYPTION_FAILED", message)
+
+
 def decrypt_body(body: bytes, sm4_keys: Mapping[str, bytes]) -> tuple[bytes, str | None]:
     """The plain body and the SM4 key id it was encrypted under (None: it was not).
 
-    A body is encrypted when it is a JSON object whose only key is ``encrypted``."""
+    The receiver's steps of the contract, in its order: a body is an envelope when it is a
+    JSON object whose only key is ``encrypted`` (1); the envelope has exactly ``alg``,
+    ``key_id``, ``iv``, ``data``, ``mac``, all strings (2); ``alg`` is ``SM4-CBC-HMAC-SM3``
+    (3); the key id is known (4); base64 and lengths (5); the MAC (6); the padding (7). Any
+    failure is ``DECRYPTION_FAILED``. The caller then reads the plaintext like a plain body
+    (8: ``INVALID_REQUEST`` and the rest)."""
     try:
-        doc = json.loads(body.decode("utf-8"))
+        doc = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError):
-        return body, None  # not JSON at all: validation answers INVALID_REQUEST
+        return body, None  # not (strict) JSON at all: validation answers INVALID_REQUEST
     if not isinstance(doc, dict) or set(doc) != {"encrypted"}:
         return body, None
     envelope = doc["encrypted"]
-    if not isinstance(envelope, dict) or set(envelope) != _ENVELOPE_KEYS:
-        raise RequestRejectedError(
-            400, "DECRYPTION_FAILED", "encrypted must hold alg, key_id, iv and data"
-        )
-    if envelope["alg"] != "SM4-CBC":
-        raise RequestRejectedError(400, "DECRYPTION_FAILED", "alg must be SM4-CBC")
-    key_id = envelope["key_id"]
-    key = sm4_keys.get(key_id) if isinstance(key_id, str) else None
+    if (
+        not isinstance(envelope, dict)
+        or set(envelope) != _ENVELOPE_KEYS
+        or not all(isinstance(value, str) for value in envelope.values())
+    ):
+        raise _decryption_failed("encrypted must hold the strings alg, key_id, iv, data and mac")
+    if envelope["alg"] != ENVELOPE_ALG:
+        raise _decryption_failed(f"alg must be {ENVELOPE_ALG}")
+    key_id: str = envelope["key_id"]
+    key = sm4_keys.get(key_id)
     if key is None:
-        raise RequestRejectedError(400, "DECRYPTION_FAILED", "unknown key_id")
+        raise _decryption_failed("unknown key_id")
     try:
-        iv = base64.b64decode(str(envelope["iv"]), validate=True)
-        data = base64.b64decode(str(envelope["data"]), validate=True)
-        return sm4_cbc_decrypt(key, iv, data), key_id
-    except (binascii.Error, DecryptionError) as exc:
-        raise RequestRejectedError(400, "DECRYPTION_FAILED", str(exc)) from exc
+        iv, data, mac = (
+            base64.b64decode(envelope[name], validate=True) for name in ("iv", "data", "mac")
+        )
+    except ValueError as exc:  # binascii.Error, and non-ASCII text
+        raise _decryption_failed("iv, data and mac must be base64") from exc
+    try:
+        return sm4_cbc_hmac_sm3_open(key, iv, data, mac), key_id
+    except DecryptionError as exc:
+        raise _decryption_failed(str(exc)) from exc
+
+
+def encrypt_body(plain: bytes, key_id: str, key: bytes, iv: bytes) -> bytes:
+    """The sender's envelope of ``plain`` (the bank never sends one: for tests and tools that
+    play the gateway). ``iv`` must be fresh and random for every message."""
+    ciphertext, mac = sm4_cbc_hmac_sm3_seal(key, iv, plain)
+    envelope = {
+        "alg": ENVELOPE_ALG,
+        "key_id": key_id,
+        "iv": base64.b64encode(iv).decode("ascii"),
+        "data": base64.b64encode(ciphertext).decode("ascii"),
+        "mac": base64.b64encode(mac).decode("ascii"),
+    }
+    return json.dumps({"encrypted": envelope}, separators=(",", ":")).encode("ascii")
 
 
 def _get(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:

@@ -938,18 +938,18 @@ def run(work: Path) -> None:
     profiles = write_profiles(work, keys, 9)
     results = [bench_backend("sqlite", f"sqlite:///{work / 'dashboard.db'}", profiles)]
     if pg_available():
-        import tests.conftest as conf
-        from tests.conftest import _create_pg_database, _drop_pg_database
+        from tests.databases import PostgresDatabases
 
-        conf.POSTGRES_URL = PG
-        url, name = _create_pg_database()
+        databases = PostgresDatabases(PG)
+        name = databases.create_empty()
         try:
-            results.append(bench_backend("postgresql", url, profiles))
+            results.append(bench_backend("postgresql", databases.url_of(name), profiles))
         finally:
             if os.environ.get("BENCH_DASH_KEEP"):
                 print(f"kept the PostgreSQL database {name}")
             else:
-                _drop_pg_database(name)
+                databases.drop(name)
+            databases.close()
     else:
         print("PostgreSQL not reachable: skipping its figures\n")
     print_table(results)

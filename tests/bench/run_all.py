@@ -270,18 +270,17 @@ def main() -> None:
     results = [bench_backend("sqlite", f"sqlite:///{work / 'bench.db'}", keys, work, raw)]
     copy_s: float | None = None
     if pg_available():
-        from tests.conftest import _create_pg_database, _drop_pg_database
+        from tests.databases import PostgresDatabases
 
-        os.environ.setdefault("GATEWAY_TEST_POSTGRES_URL", PG)
-        import tests.conftest as conf
-
-        conf.POSTGRES_URL = PG
-        url, name = _create_pg_database()
+        databases = PostgresDatabases(PG)
+        name = databases.create_empty()
+        url = databases.url_of(name)
         try:
             results.append(bench_backend("postgresql", url, keys, work, raw))
             copy_s = copy_baseline(url, raw)
         finally:
-            _drop_pg_database(name)
+            databases.drop(name)
+            databases.close()
     else:
         print("PostgreSQL not reachable: skipping its figures and the COPY baseline\n")
     for r in results:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from gateway.dispatch.models import OutboundFile
 from gateway.payments.states import FileState, ItemState
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import states, submit
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -63,18 +63,23 @@ def test_crash_between_upload_and_record(ctx: Context, bank: Any, tmp_path: Path
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "worker.err").open("wb"),
     )
+
+    def recovered() -> bool:
+        now = states(ctx)
+        with ctx.sessions() as s:
+            file_state = s.scalar(select(OutboundFile.state))
+        # done when every item is final and the inquiry has confirmed the delivery
+        # (the first can happen before the second: the crashed worker's lease must
+        # expire before the file is looked at again, while the bank's result arrives)
+        return all(ItemState(s).is_final() for s in now) and file_state == FileState.DELIVERED
+
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            now = states(ctx)
-            with ctx.sessions() as s:
-                file_state = s.scalar(select(OutboundFile.state))
-            # done when every item is final and the inquiry has confirmed the delivery
-            # (the first can happen before the second: the crashed worker's lease must
-            # expire before the file is looked at again, while the bank's result arrives)
-            if all(ItemState(s).is_final() for s in now) and file_state == FileState.DELIVERED:
-                break
-            time.sleep(0.2)
+        wait_until(
+            recovered,
+            timeout=60,
+            max_interval=0.2,
+            what=lambda: f"every item final and the file delivered (items: {states(ctx)})",
+        )
     finally:
         worker.terminate()
         worker.wait(timeout=20)

@@ -2,16 +2,18 @@
 ``gateway demo --serve-only`` on the demo's own database (every batch, file, result, SMS
 and self-check finding of a real demo run).
 
-Screenshots of the main pages are written to ``docs/screenshots/`` (the README shows them).
+Screenshots of the main pages are written to a temporary directory, or to the directory
+``GATEWAY_SCREENSHOTS_DIR`` names: ``make screenshots`` refreshes ``docs/screenshots/`` (the
+README shows them) this way, so that the suite never rewrites files of the repository.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,14 @@ import pytest
 from openpyxl import load_workbook
 
 from gateway.demo.data import people, round_two
-from gateway.demo.runner import free_port
 from gateway.demo.serve import DEMO_PASSWORD
+from tests.ports import reserve_port
+from tests.waits import wait_until
 
-pytestmark = pytest.mark.slow
+# one demo run serves both modules: pytest-xdist (--dist loadgroup) keeps them on one worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 SEED = 20261128
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -44,7 +47,7 @@ RAW_ID = re.compile(r"\b\d{17}[\dX]\b")
 def served(demo_run: tuple[dict[str, object], Path]) -> Iterator[str]:
     """``gateway demo --serve-only`` on the demo's database; yields the dashboard's URL."""
     _, workdir = demo_run
-    port = free_port()
+    port = reserve_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(workdir.parent),
@@ -58,17 +61,18 @@ def served(demo_run: tuple[dict[str, object], Path]) -> Iterator[str]:
         cwd=workdir.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, (workdir / "logs" / "serve.out").read_text()
+        return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, (workdir / "logs" / "serve.out").read_text()
-            assert time.monotonic() < deadline, "the dashboard did not start"
-            time.sleep(0.2)
+        wait_until(healthy, timeout=60, max_interval=0.2, what="the dashboard to start")
         yield base + "/dashboard"
     finally:
         proc.terminate()
@@ -106,9 +110,19 @@ def login(browser: Any, url: str, username: str) -> Any:
     return page
 
 
-def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: GATEWAY_SCREENSHOTS_DIR, else a temporary directory."""
+    named = os.environ.get("GATEWAY_SCREENSHOTS_DIR")
+    directory = Path(named) if named else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def shot(shots: Path, page: Any, name: str) -> None:
+    path = shots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
 
 
 def logout(page: Any) -> None:
@@ -132,21 +146,21 @@ def _assert_masked(html: str) -> None:
 
 
 def test_operator_exports_and_proposes_supervisor_approves_auditor_follows(
-    served: str, browser: Any, tmp_path: Path
+    served: str, browser: Any, shots: Path, tmp_path: Path
 ) -> None:
     op = login(browser, served, "county.op")
     assert op.url.endswith("/dashboard/overview")
     assert op.locator("h1").first.inner_text()
     _assert_masked(op.content())
-    shot(op, "overview")
+    shot(shots, op, "overview")
 
     op.goto(served + "/batches")
     _assert_masked(op.content())
-    shot(op, "batches")
+    shot(shots, op, "batches")
     op.locator("table a[href*='/batches/']").first.click()
     op.wait_for_load_state()
     _assert_masked(op.content())
-    shot(op, "batch")
+    shot(shots, op, "batch")
 
     # find a failed payment: the account-name mismatch, with its reason and action
     op.goto(served + "/failed?reason=name_mismatch")
@@ -154,7 +168,7 @@ def test_operator_exports_and_proposes_supervisor_approves_auditor_follows(
     _assert_masked(queue)
     assert "户名不符" in queue
     assert "对照身份证核对姓名" in queue
-    shot(op, "failed")
+    shot(shots, op, "failed")
     op.locator("input[name=item]").first.check()
     with op.expect_download() as download_info:
         op.click("button[name=action][value=export]")
@@ -176,7 +190,7 @@ def test_operator_exports_and_proposes_supervisor_approves_auditor_follows(
     op.locator("table.failed-queue a[href*='/items/']").first.click()
     op.wait_for_load_state()
     _assert_masked(op.content())
-    shot(op, "item")
+    shot(shots, op, "item")
 
     # propose a treasury refund for an account that does not exist
     op.goto(served + "/failed?reason=account_not_found")
@@ -198,9 +212,9 @@ def test_operator_exports_and_proposes_supervisor_approves_auditor_follows(
     sup.wait_for_load_state()
     approved = sup.content()
     assert "已批准" in approved or "approved" in approved
-    shot(sup, "refund")
+    shot(shots, sup, "refund")
     sup.goto(served + "/inactive")
-    shot(sup, "inactive")
+    shot(shots, sup, "inactive")
     logout(sup)
 
     # the auditor follows every step in the audit log
@@ -209,7 +223,7 @@ def test_operator_exports_and_proposes_supervisor_approves_auditor_follows(
     trail = aud.content()
     for actor in ("county.op", "county.sup"):
         assert actor in trail
-    shot(aud, "audit")
+    shot(shots, aud, "audit")
     aud.goto(served + "/audit?actor=county.op")
     mine = aud.content()
     assert "login.ok" in mine
@@ -240,7 +254,7 @@ def test_township_user_sees_only_its_own_township(served: str, browser: Any) -> 
     logout(county)
 
 
-def test_auditor_reads_everything_but_cannot_act(served: str, browser: Any) -> None:
+def test_auditor_reads_everything_but_cannot_act(served: str, browser: Any, shots: Path) -> None:
     aud = login(browser, served, "auditor")
     aud.goto(served + "/failed")
     page = aud.content()
@@ -259,21 +273,21 @@ def test_auditor_reads_everything_but_cannot_act(served: str, browser: Any) -> N
     for path, name in (("/cases", "cases"), ("/sms", "sms"), ("/selfcheck", "selfcheck")):
         aud.goto(served + path)
         _assert_masked(aud.content())
-        shot(aud, name)
+        shot(shots, aud, name)
     # the latest self-check report with its five planted findings
     aud.goto(served + "/selfcheck")
     aud.locator("table a[href*='/selfcheck/']").first.click()
     aud.wait_for_load_state()
     report = aud.content()
     _assert_masked(report)
-    shot(aud, "selfcheck_report")
+    shot(shots, aud, "selfcheck_report")
     logout(aud)
 
 
-def test_administrator_manages_accounts_only(served: str, browser: Any) -> None:
+def test_administrator_manages_accounts_only(served: str, browser: Any, shots: Path) -> None:
     admin = login(browser, served, "admin")
     assert admin.url.endswith("/dashboard/accounts")
-    shot(admin, "accounts")
+    shot(shots, admin, "accounts")
     response = admin.goto(served + "/failed")
     assert response.status == 403
     logout(admin)

@@ -9,7 +9,8 @@ import pytest
 
 from gateway.demo.data import people, round_two
 
-pytestmark = pytest.mark.slow
+# one demo run serves both modules: pytest-xdist (--dist loadgroup) keeps them on one worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 SEED = 20261128
 
 

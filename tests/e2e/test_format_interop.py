@@ -4,12 +4,19 @@ instead of agreeing with itself)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
+import random
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.api.documents import render_disbursement
+from adapters.api.openapi import Sm4Encryption
+from adapters.crypto.sm4 import Sm4IntegrityError, sm4_cbc_decrypt
 from adapters.formats.fixed_width import FixedWidthGb18030Format
 from adapters.formats.iso20022 import Iso20022Format
 from adapters.registry import build_bank_api
@@ -17,7 +24,12 @@ from gateway.certs import DEV_KEY_FILES as K
 from gateway.kit.identity import id_check_char, luhn_check_digit
 from gateway.ports import RequestHeader, RequestItem, ResultStatus
 from mock_bank import fileformat, iso20022
-from mock_bank.api.validation import decrypt_body, parse_disbursement
+from mock_bank.api.validation import (
+    RequestRejectedError,
+    decrypt_body,
+    encrypt_body,
+    parse_disbursement,
+)
 
 NAMES = ["刘䶮", "王𬎆", "李龑", "阿依古丽·买买提", "张三"]
 SERIAL = "261128ABCDEFGHJK"
@@ -173,3 +185,84 @@ def test_api_submission_read_by_the_bank(dev_keys: Path) -> None:
     assert [(i.serial, i.name, i.account_no) for i in parsed.items] == [
         (i.serial, i.name, i.account_no) for i in items
     ]
+
+
+SM4_KEY = bytes.fromhex("0123456789abcdeffedcba9876543210")
+
+
+def _plain() -> bytes:
+    items = _items([35_001, 35_002])
+    return render_disbursement(_header(items), items, payer_name=None, max_items=50_000)
+
+
+def _rejected_by_bank(body: bytes) -> str:
+    """The code the bank answers for an encrypted body: its envelope checks, then (when they
+    pass) its reading of the plaintext as a request."""
+    try:
+        plain, _key_id = decrypt_body(body, {"k2026": SM4_KEY})
+        parse_disbursement(plain, request_id=f"{SERIAL}01")
+    except RequestRejectedError as exc:
+        return exc.code
+    return ""
+
+
+def _padding_passes_under_ours(body: bytes) -> bool:
+    inner = json.loads(body)["encrypted"]
+    try:
+        sm4_cbc_decrypt(SM4_KEY, base64.b64decode(inner["iv"]), base64.b64decode(inner["data"]))
+    except ValueError:
+        return False
+    return True
+
+
+def test_bank_envelope_read_by_the_gateway(rng: random.Random) -> None:
+    """The other direction: the mock bank's envelope (its own code) opens with the gateway's."""
+    plain = _plain()
+    body = encrypt_body(plain, "k2026", SM4_KEY, rng.randbytes(16))
+    assert Sm4Encryption("k2026", SM4_KEY).open(body) == plain
+    # and both write the same bytes' meaning for the same IV
+    iv = rng.randbytes(16)
+    assert json.loads(encrypt_body(plain, "k2026", SM4_KEY, iv)) == json.loads(
+        Sm4Encryption("k2026", SM4_KEY).seal(plain, iv=iv)
+    )
+
+
+def test_a_wrong_key_is_refused_by_either_side_with_certainty(rng: random.Random) -> None:
+    """A sender with another key under our key id: the bank answers DECRYPTION_FAILED and
+    the gateway refuses with Sm4IntegrityError, for every wrong key drawn, including those
+    whose garbage passes the padding check (the once-in-255 case that was misread as
+    INVALID_REQUEST)."""
+    plain = _plain()
+    ours = Sm4Encryption("k2026", SM4_KEY)
+    lucky = 0
+    for tried in range(1, 100_000):
+        if lucky >= 2 and tried > 300:
+            break
+        key = rng.randbytes(16)
+        if key == SM4_KEY:
+            continue
+        gateway_body = Sm4Encryption("k2026", key).seal(plain, iv=rng.randbytes(16))
+        bank_body = encrypt_body(plain, "k2026", key, rng.randbytes(16))
+        lucky += _padding_passes_under_ours(gateway_body)
+        assert _rejected_by_bank(gateway_body) == "DECRYPTION_FAILED", key.hex()
+        with pytest.raises(Sm4IntegrityError):
+            ours.open(bank_body)
+    assert lucky >= 2, "no wrong key with valid padding found"
+
+
+def test_tampered_or_unreadable_envelopes_across_implementations(rng: random.Random) -> None:
+    plain = _plain()
+    ours = Sm4Encryption("k2026", SM4_KEY)
+    body = ours.seal(plain, iv=rng.randbytes(16))
+    assert _rejected_by_bank(body) == ""
+    inner = json.loads(body)["encrypted"]
+    for name in ("mac", "data", "iv"):
+        raw = bytearray(base64.b64decode(inner[name]))
+        raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        tampered = json.dumps({"encrypted": {**inner, name: base64.b64encode(raw).decode()}})
+        assert _rejected_by_bank(tampered.encode()) == "DECRYPTION_FAILED", name
+    # right key, valid MAC, a plaintext that is no request: read, and refused as such
+    for unreadable in (b"not json", rng.randbytes(64), b'{"batch_serial": 1}'):
+        assert _rejected_by_bank(ours.seal(unreadable, iv=rng.randbytes(16))) == ("INVALID_REQUEST")
+        bank_sealed = encrypt_body(unreadable, "k2026", SM4_KEY, rng.randbytes(16))
+        assert ours.open(bank_sealed) == unreadable

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from gateway.rework.refunds import approve_refund, propose_refund, refund_summar
 from gateway.worker import run_cycle
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, states, submit
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.slow
 PEOPLE = persons(8, seed=2026)
@@ -109,10 +109,16 @@ def test_a_year_of_payments_ties_out(ctx: Context, iso_bank: Any, tmp_path: Path
     assert refund_summary(ctx) == {"count": 1, "amount_fen": 10003}
 
     # reconciliation over the whole year (once the bank's debit notices have been taken)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not reconciliation_summary(ctx)["ok"]:
+    def reconciled() -> bool:
+        if reconciliation_summary(ctx)["ok"]:
+            return True
         run_cycle(ctx, "t")
-        time.sleep(0.1)
+        return False
+
+    wait_until(
+        reconciled,
+        what=lambda: f"the year to be reconciled ({reconciliation_summary(ctx)})",
+    )
     report = reconcile(ctx, "t")
     summary = reconciliation_summary(ctx)
     assert report.ok and summary["ok"], (report.as_dict(), summary)

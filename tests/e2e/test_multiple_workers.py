@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from gateway.payments.states import FileState, ItemState
 from tests.conftest import make_settings
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import states, submit
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -50,19 +50,24 @@ def test_three_workers_on_postgresql(
         )
         for n in range(3)
     ]
+
+    def all_final() -> bool:
+        now = states(ctx)
+        return bool(now) and all(ItemState(s).is_final() for s in now)
+
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            now = states(ctx)
-            if now and all(ItemState(s).is_final() for s in now):
-                break
-            time.sleep(0.2)
-    finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(timeout=30)
-    try:
+        try:
+            wait_until(
+                all_final,
+                timeout=90,
+                max_interval=0.2,
+                what=lambda: f"every item final (items now: {states(ctx)})",
+            )
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(timeout=30)
         assert states(ctx) == {"paid": 60}
         with ctx.sessions() as s:
             files = s.scalars(select(OutboundFile)).all()

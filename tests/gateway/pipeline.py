@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from gateway.context import Context
 from gateway.dispatch.models import OutboundFile
 from gateway.payments.states import FileState, ItemState
 from gateway.worker import run_cycle
+from tests.waits import wait_until
 
 
 def submit(ctx: Context, body: dict[str, Any], client: str = "county-finance") -> Any:
@@ -49,11 +49,17 @@ def files_settled(ctx: Context) -> bool:
 
 def drive(ctx: Context, owner: str = "test-worker", timeout: float = 30.0) -> dict[str, int]:
     """Run worker cycles until every item is final and every file settled (or raise)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def one_cycle() -> dict[str, int] | None:
         run_cycle(ctx, owner)
         now = states(ctx)
         if now and all(ItemState(s).is_final() for s in now) and files_settled(ctx):
             return now
-        time.sleep(0.05)
-    raise AssertionError(f"items not final after {timeout}s: {states(ctx)}")
+        return None
+
+    return wait_until(
+        one_cycle,
+        timeout=timeout,
+        max_interval=0.05,
+        what=lambda: f"every item final and every file settled (items now: {states(ctx)})",
+    )

@@ -4,7 +4,6 @@ failed that it did), and every item ends final or in an operator case."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from gateway.dispatch.models import OutboundFile
 from gateway.payments.states import FileState, ItemState
 from gateway.worker import run_cycle
 from tests.gateway.helpers import payload, persons
+from tests.waits import wait_until
 
 PEOPLE = persons(6, seed=31)
 SFTP_FAULTS = [
@@ -62,27 +62,45 @@ def _quiet(ctx: Context) -> bool:
     return bool(items) and items <= SETTLED and not waiting
 
 
+def _bank_idle(bank: Any) -> bool:
+    """The bank owes nothing more: every request file in its inbox taken (a round of its
+    processor now), every result, notice and 退票 it scheduled done, and for the open API
+    every disbursement decided and every callback delivered (or given up). A 退票 the open
+    API has scheduled is not visible here: ``run_until_settled`` waits for its effect."""
+    bank.processor.tick()
+    if bank.processor.pending_count:
+        return False
+    if bank.config.api is not None:
+        store = bank.api.bank.store
+        if store.processing_requests() or store.undelivered_events():
+            return False
+    return True
+
+
 def run_until_settled(
     ctx: Context, bank: Any, kind: str, *, returns_reported: bool = True, timeout: float = 45.0
 ) -> None:
-    deadline = time.monotonic() + timeout
-    settled_since: float | None = None
-    while time.monotonic() < deadline:
+    """Worker cycles until the gateway is quiet and no late bank event (a bounce, a delayed
+    or duplicate result, a file sent again) can still come: the bank owed nothing before the
+    last cycle, which left the gateway with nothing to wait for and gave the bank nothing
+    new. A 退票 the bank reports must have reached the gateway."""
+
+    def settled() -> bool:
+        idle_before = _bank_idle(bank)
         run_cycle(ctx, "fault-test")
-        if _quiet(ctx):
-            # give late bank events (a bounce, a delayed or duplicate result) time to arrive
-            settled_since = settled_since or time.monotonic()
-            if time.monotonic() - settled_since > 2.0 and (
-                kind != "bounce_after_paid"
-                or not returns_reported
-                or bank.ledger.summary()["returned"] == 0
-                or _has_bounce_or_case(ctx)
-            ):
-                return
-        else:
-            settled_since = None
-        time.sleep(0.05)
-    raise AssertionError(f"not settled after {timeout}s")
+        return (
+            idle_before
+            and _quiet(ctx)
+            and _bank_idle(bank)
+            and (kind != "bounce_after_paid" or not returns_reported or _has_bounce_or_case(ctx))
+        )
+
+    wait_until(
+        settled,
+        timeout=timeout,
+        max_interval=0.05,
+        what=lambda: f"the gateway and the bank to settle ({kind}; bank {bank.ledger.summary()})",
+    )
 
 
 def _has_bounce_or_case(ctx: Context) -> bool:
@@ -130,13 +148,9 @@ def any_bank(case: tuple[str, str], request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def db_url(tmp_path: Any) -> str:
+def db_url(sqlite_url: str) -> str:
     """These run on SQLite only: the matrix is about bank behaviour, not the database."""
-    from gateway.kit.migrate import upgrade
-
-    url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    upgrade(url)
-    return url
+    return sqlite_url
 
 
 @pytest.fixture

@@ -1,33 +1,32 @@
 from __future__ import annotations
 
 import base64
-import os
+import random
 
 import pytest
 from pydantic import ValidationError
 
 from gateway.settings import Settings
 
-KEY = base64.b64encode(os.urandom(32)).decode()
 
-
-def test_production_refuses_development_secrets() -> None:
+def test_production_refuses_development_secrets(rng: random.Random) -> None:
+    key = base64.b64encode(rng.randbytes(32)).decode()
     with pytest.raises(ValidationError, match="MASTER_KEYS"):
         Settings(environment="production")
     with pytest.raises(ValidationError, match="development secret"):
-        Settings(environment="production", master_keys=f"p1:{KEY}", index_key=KEY)
+        Settings(environment="production", master_keys=f"p1:{key}", index_key=key)
     with pytest.raises(ValidationError, match="test hook"):
         Settings(
             environment="production",
-            master_keys=f"p1:{KEY}",
-            index_key=KEY,
+            master_keys=f"p1:{key}",
+            index_key=key,
             api_clients={"county": "a-real-secret"},
             crash_at="after_upload",
         )
     ok = Settings(
         environment="production",
-        master_keys=f"p1:{KEY}",
-        index_key=KEY,
+        master_keys=f"p1:{key}",
+        index_key=key,
         api_clients={"county": "a-real-secret"},
     )
     assert ok.pii.current_key_id == "p1"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from tests.waits import wait_until
 
 ENC = "gb18030"
 CRLF = b"\r\n"
@@ -317,11 +318,8 @@ def write_config(tmp_path: Path, keys: Keys) -> ConfigWriter:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+    """Poll ``predicate`` until it holds; AssertionError after ``timeout`` seconds."""
+    wait_until(predicate, timeout=timeout, what=getattr(predicate, "__qualname__", ""))
 
 
 @pytest.fixture

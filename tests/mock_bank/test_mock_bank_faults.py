@@ -169,10 +169,16 @@ BankFactory = Callable[..., MockBank]
 def make_bank(write_config: Any) -> Iterator[BankFactory]:
     banks: list[MockBank] = []
 
-    def make(rules: str, *, faults: str = "", **kwargs: Any) -> MockBank:
+    def make(
+        rules: str,
+        *,
+        faults: str = "",
+        monotonic: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> MockBank:
         kwargs.setdefault("poll", 0.02)
         extra = kwargs.pop("extra", "") + f"[faults]\nseed = 1\n{faults}{rules}"
-        bank = MockBank(load_config(write_config(extra=extra, **kwargs)))
+        bank = MockBank(load_config(write_config(extra=extra, **kwargs)), monotonic=monotonic)
         bank.start()
         banks.append(bank)
         return bank
@@ -322,10 +328,23 @@ def test_lose_rename_reply(
 # Processor faults
 
 
+class HandClock:
+    """A monotonic clock that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_delay_results(
     make_bank: BankFactory, keys: Any, helpers: Any, clients: list[paramiko.SSHClient]
 ) -> None:
-    bank = make_bank(rule("delay_results", nth=[1]), faults="delay_results_seconds = 1.0\n")
+    clock = HandClock()  # the processor's delays run on it: they pass when the test says
+    bank = make_bank(
+        rule("delay_results", nth=[1]), faults="delay_results_seconds = 1.0\n", monotonic=clock
+    )
     sftp = open_sftp(bank, keys, clients)
     first = helpers.build_request(
         [helpers.Item("S1" + "0" * 22, "6217000000000001", "王䶮", "430621198001010011", 100)]
@@ -334,15 +353,17 @@ def test_delay_results(
         [helpers.Item("S2" + "0" * 22, "6217000000000002", "李𬎆", "43062119800101002X", 200)],
         file_no=2,
     )
-    start = time.monotonic()
     send_request(sftp, helpers, keys, first, helpers.request_name(file_no=1))
     helpers.wait_for(lambda: bank.processor.pending_count == 1)
     send_request(sftp, helpers, keys, second, helpers.request_name(file_no=2))
     ret1, ret2 = (helpers.request_name(file_no=n).replace("PAY_", "RET_") for n in (1, 2))
     helpers.wait_for(lambda: ret2 in sftp.listdir("/outbox"))
     assert ret1 not in sftp.listdir("/outbox")  # the other file is not held up
+    clock.now += 0.9
+    bank.processor.tick()
+    assert ret1 not in sftp.listdir("/outbox")  # held for the whole delay
+    clock.now += 0.2  # and no longer
     helpers.wait_for(lambda: ret1 in sftp.listdir("/outbox"))
-    assert time.monotonic() - start >= 1.0
     assert helpers.parse_result(fetch(sftp, ret1))["paid_count"] == 1
     assert bank.faults.fired() == [("delay_results", 1)]
 
@@ -484,8 +505,9 @@ def test_restart_between_taking_and_writing(
     assert bank.faults.fired() == [("restart", 1)]
     result = helpers.parse_result(fetch(sftp, ret))
     assert (result["status"], result["paid_count"]) == ("A", 1)
-    # the restarted bank remembers the file: not taken again, nobody paid twice
-    time.sleep(0.2)
+    # the restarted bank remembers the file: a scan now does not take it again (the file is
+    # still in the inbox), nobody is paid twice
+    assert name in sftp.listdir("/inbox") and bank.processor.tick() == []
     summary = bank.ledger.summary()
     assert (summary["credits"], summary["double_credits"], summary["files_processed"]) == (1, 0, 1)
     assert [r.name for r in bank.ledger.request_files()] == [name]
@@ -516,8 +538,10 @@ def test_bounce_after_paid_fixed_width(
     )
     summary = bank.ledger.summary()
     assert (summary["credits"], summary["double_credits"]) == (3, 0)
-    # no format change for fixed-width: nothing else appears in /outbox
-    time.sleep(0.1)
+    # no format change for fixed-width: nothing else appears in /outbox, even once the
+    # processor has had a round after the 退票 (its lock: the round that did it is over)
+    bank.processor.tick()
+    assert bank.processor.pending_count == 0
     assert sorted(sftp.listdir("/outbox")) == [ret, f"{ret}.sig"]
 
     # a corrected re-issue of the returned serial is paid again (dedupe skips reversed credits)

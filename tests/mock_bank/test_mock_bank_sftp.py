@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from mock_bank.config import load_config
 from mock_bank.server import MockBank
+from tests.waits import wait_until
 
 
 @pytest.fixture
@@ -207,13 +207,8 @@ def test_clean_shutdown(write_config: Any, keys: Any) -> None:
     paramiko.SFTPClient.from_transport(transport)
     sftp_server = mock._sftp
     assert sftp_server is not None
-    helpers_deadline = time.monotonic() + 5
-    while sftp_server.connection_count() != 1 and time.monotonic() < helpers_deadline:
-        time.sleep(0.02)
-    assert sftp_server.connection_count() == 1
-    started = time.monotonic()
-    mock.stop()
-    assert time.monotonic() - started < 3
+    wait_until(lambda: sftp_server.connection_count() == 1, what="the connection's thread")
+    mock.stop()  # closes the connection and joins its thread
     assert sftp_server.connection_count() == 0
     assert not mock.config.port_file.exists()
     transport.close()

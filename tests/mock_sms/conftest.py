@@ -1,9 +1,10 @@
-"""Fixtures for the mock SMS centre: a centre factory (both APIs, a fault table) and a
-receipt sink that records every push."""
+"""Fixtures for the mock SMS centre: a centre factory (both APIs, a fault table, an
+optional clock), a receipt sink that records every push, and a clock that tests move."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,6 +72,21 @@ def sink() -> Iterator[ReceiptSink]:
     server.server_close()
 
 
+class ManualClock:
+    """A clock for the centre (Unix seconds) that stands still until ``advance()``: what is
+    due, pending or delivered then depends on the test, not on how fast the machine is.
+    Starts at the wall clock's now, so dates and signature windows stay realistic."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 CentreFactory = Callable[..., MockSmsCentre]
 
 
@@ -83,6 +99,7 @@ def make_centre(tmp_path: Path) -> Iterator[CentreFactory]:
         *,
         sink: ReceiptSink | None = None,
         data_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
         **settings: Any,
     ) -> MockSmsCentre:
         aliyun_kw: dict[str, Any] = settings.pop("aliyun", {})
@@ -108,7 +125,7 @@ def make_centre(tmp_path: Path) -> Iterator[CentreFactory]:
             faults=parse_faults(faults),
             **settings,
         )
-        centre = MockSmsCentre(config)
+        centre = MockSmsCentre(config, clock=clock)
         centre.start()
         started.append(centre)
         return centre

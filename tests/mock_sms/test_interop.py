@@ -5,7 +5,6 @@ the gateway applies it: an unknown outcome is settled by ``query``, never by a r
 from __future__ import annotations
 
 import datetime as dt
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +22,7 @@ from gateway.ports import (
     TransportError,
 )
 from mock_sms import MockSmsCentre
-from tests.mock_sms.conftest import CentreFactory, Push, ReceiptSink
+from tests.mock_sms.conftest import CentreFactory, ManualClock, Push, ReceiptSink
 
 PROVIDERS = ["aliyun-style", "tencent-style"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -85,7 +84,7 @@ def test_send_receipt_and_query(make_centre: CentreFactory, sink: ReceiptSink, n
     sms = client(centre, name)
     receipts, refused = collect(sink, sms)
     result = sms.send(paid_notice("b1-0001-paid"))
-    assert centre.wait_receipts(5)
+    assert centre.wait_receipts(30)
     [receipt] = receipts
     assert refused == []
     assert (receipt.out_id, receipt.provider_ref) == ("b1-0001-paid", result.provider_ref)
@@ -173,7 +172,7 @@ def test_forged_and_duplicate_receipts(
     sms = client(centre, name)
     receipts, refused = collect(sink, sms)
     sms.send(paid_notice("b1-0007-paid"))
-    assert centre.wait_receipts(5)
+    assert centre.wait_receipts(30)
     sms.close()
     assert len(refused) == 1  # the forged copy
     assert len(receipts) == 2 and receipts[0] == receipts[1]  # the real one, twice
@@ -184,13 +183,19 @@ def test_forged_and_duplicate_receipts(
 def test_late_receipt_is_pending_in_the_query_until_it_comes(
     make_centre: CentreFactory, sink: ReceiptSink, name: str
 ) -> None:
-    centre = make_centre({"rules": [{"kind": "receipt_late"}]}, sink=sink, late_receipt_seconds=0.5)
+    clock = ManualClock()  # pending for as long as the test keeps the centre's clock still
+    centre = make_centre(
+        {"rules": [{"kind": "receipt_late"}]}, sink=sink, late_receipt_seconds=0.5, clock=clock
+    )
     sms = client(centre, name)
     receipts, _ = collect(sink, sms)
     sms.send(paid_notice("b1-0008-paid"))
     [pending] = sms.query("b1-0008-paid", today(), phone="13800138000")
     assert pending.status is SmsStatus.PENDING and not pending.final
-    assert centre.wait_receipts(5)
+    assert receipts == []
+    clock.advance(0.6)
+    centre.clock_moved()
+    assert centre.wait_receipts(30)
     assert [r.status for r in receipts] == [SmsStatus.DELIVERED]
     sms.close()
 
@@ -198,8 +203,7 @@ def test_late_receipt_is_pending_in_the_query_until_it_comes(
 def test_a_stopped_centre_is_never_sent(make_centre: CentreFactory) -> None:
     centre = make_centre()
     sms = client(centre, "aliyun-style", connect_timeout=1.0)
-    centre.stop()
-    time.sleep(0.05)
+    centre.stop()  # its listening socket is closed when stop() returns
     with pytest.raises(NeverSentError):
         sms.send(paid_notice("b1-0009-paid"))
     sms.close()

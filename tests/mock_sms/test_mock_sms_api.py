@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.mock_sms.clients import aliyun, aliyun_send, tencent, tencent_send
-from tests.mock_sms.conftest import CentreFactory
+from tests.mock_sms.conftest import CentreFactory, ManualClock
 
 PHONE = "13800138000"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -24,7 +24,8 @@ def today() -> str:
 
 
 def test_aliyun_send_query_and_record(make_centre: CentreFactory) -> None:
-    centre = make_centre(receipt_delay_seconds=0.5)
+    clock = ManualClock()  # the report is pending until the test moves the clock past it
+    centre = make_centre(receipt_delay_seconds=0.5, clock=clock)
     url = centre.base_url("aliyun-style")
     answer = aliyun_send(url, PHONE, "n-1-paid")
     assert answer.status_code == 200
@@ -38,7 +39,7 @@ def test_aliyun_send_query_and_record(make_centre: CentreFactory) -> None:
     assert dto["SendStatus"] == 1 and dto["ReceiveDate"] == "" and dto["ErrCode"] == ""
     assert dto["BizId"] == data["BizId"] and dto["OutId"] == "n-1-paid"
     assert dto["PhoneNum"] == "138****8000"
-    time.sleep(0.6)
+    clock.advance(0.6)
     [dto] = aliyun(url, "QuerySendDetails", query).json()["SmsSendDetailDTOs"]["SmsSendDetailDTO"]
     assert dto["SendStatus"] == 3 and dto["ErrCode"] == "DELIVERED" and dto["ReceiveDate"]
 
@@ -124,7 +125,8 @@ def test_aliyun_business_refusals_count_as_failed(
 
 
 def test_tencent_send_pull_and_record(make_centre: CentreFactory) -> None:
-    centre = make_centre(receipt_delay_seconds=0.5)
+    clock = ManualClock()
+    centre = make_centre(receipt_delay_seconds=0.5, clock=clock)
     url = centre.base_url("tencent-style")
     data = tencent_send(url, PHONE, "n-3-paid").json()["Response"]
     [status] = data["SendStatusSet"]
@@ -145,7 +147,7 @@ def test_tencent_send_pull_and_record(make_centre: CentreFactory) -> None:
     ]
     assert entry["ReportStatus"] == "PENDING" and entry["UserReceiveTime"] is None
     assert entry["SerialNo"] == status["SerialNo"] and entry["SessionContext"] == "n-3-paid"
-    time.sleep(0.6)
+    clock.advance(0.6)
     answer = tencent(url, "PullSmsSendStatusByPhoneNumber", {**pull, "SessionContext": "n-3-paid"})
     [entry] = answer.json()["Response"]["PullSmsSendStatusSet"]
     assert entry["ReportStatus"] == "SUCCESS" and entry["ErrMsg"] == "DELIVRD"
@@ -235,11 +237,14 @@ def test_linked_duplicates_count_once_per_extra_message(make_centre: CentreFacto
 
 
 def test_undeliverable_numbers_fail_once_reported(make_centre: CentreFactory) -> None:
-    centre = make_centre({"undeliverable_pattern": "^1390000"}, receipt_delay_seconds=0.5)
+    clock = ManualClock()
+    centre = make_centre(
+        {"undeliverable_pattern": "^1390000"}, receipt_delay_seconds=0.5, clock=clock
+    )
     url = centre.base_url("aliyun-style")
     assert aliyun_send(url, "13900001234", "u-1").json()["Code"] == "OK"
     assert centre.summary() == {"sent": 1, "failed": 0, "duplicates": 0}
-    time.sleep(0.6)
+    clock.advance(0.6)
     assert centre.summary() == {"sent": 1, "failed": 1, "duplicates": 0}
     query = {"PhoneNumber": "13900001234", "SendDate": today(), "PageSize": "5", "CurrentPage": "1"}
     [dto] = aliyun(url, "QuerySendDetails", query).json()["SmsSendDetailDTOs"]["SmsSendDetailDTO"]

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from mock_sms.cli import main
 from mock_sms.config import ConfigError, load_config
 from tests.mock_sms.clients import aliyun_send, tencent_send
+from tests.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,11 +103,13 @@ def test_serve_then_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     )
     try:
         port_file = tmp_path / "state" / "sms.port"
-        deadline = time.monotonic() + 15
-        while not port_file.exists() and time.monotonic() < deadline:
-            assert process.poll() is None
-            time.sleep(0.05)
-        port = int(port_file.read_text())
+
+        def port_written() -> str:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            text = port_file.read_text() if port_file.exists() else ""
+            return text if text.endswith("\n") else ""  # the whole line, not half of it
+
+        port = int(wait_until(port_written, what=f"the centre to write {port_file}"))
         base = f"http://127.0.0.1:{port}"
         assert aliyun_send(f"{base}/aliyun/", "13800138000", "c-1").json()["Code"] == "OK"
         assert aliyun_send(f"{base}/aliyun/", "13800138000", "c-1").json()["Code"] == "OK"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any
 
 import httpx
@@ -11,6 +11,7 @@ import pytest
 from mock_sms.faults import FaultConfigError, FaultSchedule, parse_faults
 from tests.mock_sms.clients import aliyun_send, tencent_send
 from tests.mock_sms.conftest import CentreFactory
+from tests.waits import join_thread, wait_until
 
 PHONE = "13800138000"
 
@@ -104,12 +105,26 @@ def test_timeout_after_accept_records_then_holds(make_centre: CentreFactory) -> 
 
 
 def test_stop_releases_held_answers(make_centre: CentreFactory) -> None:
-    centre = make_centre({"rules": [{"kind": "timeout_after_accept"}]}, hold_seconds=30)
+    centre = make_centre({"rules": [{"kind": "timeout_after_accept"}]}, hold_seconds=3600)
+    url = centre.base_url("aliyun-style")
     with pytest.raises(httpx.ReadTimeout):
-        aliyun_send(centre.base_url("aliyun-style"), PHONE, "h-3", timeout=0.2)
-    started = time.monotonic()
+        aliyun_send(url, PHONE, "h-3", timeout=0.2)
+    # a client that waits as long as it takes: only stop() can end its wait
+    outcome: list[httpx.Response | httpx.HTTPError] = []
+
+    def patient() -> None:
+        try:
+            outcome.append(aliyun_send(url, PHONE, "h-4", timeout=120))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=patient, name="patient-sms-client", daemon=True)
+    client.start()
+    wait_until(lambda: len(centre.messages()) == 2, what="the held message to be recorded")
     centre.stop()
-    assert time.monotonic() - started < 3
+    join_thread(client, what="stop() to release the held answer")
+    [answer] = outcome  # dropped with the connection, never answered
+    assert isinstance(answer, httpx.RemoteProtocolError), answer
 
 
 def test_the_same_seed_gives_the_same_run(make_centre: CentreFactory) -> None:

@@ -33,7 +33,7 @@ def test_no_raw_numbers_at_rest_or_in_logs(
             "PhoneNumber": f"+86{phone}", "SmsSdkAppId": "1400000001", "BeginTime": 0,
             "EndTime": 2**31, "Offset": 0, "Limit": 100,
         })  # fmt: skip
-    assert centre.wait_receipts(5)
+    assert centre.wait_receipts(30)
     assert len(centre.messages()) >= 5
     centre.stop()
     files = [p for p in data_dir.iterdir() if p.is_file()]

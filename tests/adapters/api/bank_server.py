@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import secrets
+import random
 import socket
 import ssl
 import struct
@@ -150,10 +150,14 @@ class TestBankServer:
         signer: RawSigner,
         gateway_verifier: RawVerifier,
         script: Script | None = None,
+        *,
+        rng: random.Random,
     ) -> None:
         self.tls = tls
         self.signer = signer
         self.gateway_verifier = gateway_verifier
+        self._rng = rng  # the test's seeded source: response nonces
+        self._rng_lock = threading.Lock()  # connections are served by their own threads
         self.script: Script = script or (lambda r: Reply(500, b'{"code":"NO_SCRIPT"}'))
         self.requests: list[Received] = []
         self.handshake_failures: list[str] = []
@@ -189,7 +193,8 @@ class TestBankServer:
         headers = dict(reply.headers)
         if reply.signed:
             timestamp = int(time.time()) + reply.clock_skew
-            nonce_text = secrets.token_urlsafe(24)
+            with self._rng_lock:
+                nonce_text = base64.urlsafe_b64encode(self._rng.randbytes(18)).decode("ascii")
             signed_body = reply.body if reply.sign_body is None else reply.sign_body
             message = response_string_to_sign(
                 reply.status, path, timestamp, nonce_text, signed_body

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import random
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -216,7 +217,7 @@ def server_tls(pki: Pki, *, cert: str = "server", max_version: str = "TLSv1_3") 
 
 
 @pytest.fixture
-def start_bank(pki: Pki, keys: Keys) -> Iterator[Callable[..., TestBankServer]]:
+def start_bank(pki: Pki, keys: Keys, rng: random.Random) -> Iterator[Callable[..., TestBankServer]]:
     """Start test banks; ``cert``/``max_version`` pick the server certificate and TLS."""
     started: list[TestBankServer] = []
 
@@ -233,6 +234,7 @@ def start_bank(pki: Pki, keys: Keys) -> Iterator[Callable[..., TestBankServer]]:
             ks.bank_signer(),
             build_raw_verifier(ks.bank_config()),
             script,
+            rng=rng,
         )
         started.append(server)
         return server

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import random
 import ssl
 import time
 from collections.abc import Callable
@@ -15,15 +16,17 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from adapters.api.errors import InquiryFailedError, RateLimitedError
 from adapters.api.openapi import OpenApiBank, Sm4Encryption, classify, mask
 from adapters.api.signing import request_string_to_sign
 from adapters.api.tls import build_client_ssl_context
+from adapters.crypto.sm4 import Sm4DecryptionError, Sm4IntegrityError
 from gateway.ports import (
     ApiItemStatus,
     FieldError,
@@ -44,6 +47,7 @@ from tests.adapters.api.bank_server import (
     closed_port,
 )
 from tests.adapters.api.conftest import CRYPTO_PROFILES, Keys, Pki
+from tests.waits import wait_until
 
 SERIAL = "26112896XZZYYPH7"
 REQUEST_ID = f"{SERIAL}01"
@@ -110,15 +114,6 @@ def status_doc(**changes: Any) -> dict[str, Any]:
         **changes,
     }  # fmt: skip
     return doc
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def always(action: Reply | Stall | Reset) -> Callable[[Received], Reply | Stall | Reset]:
@@ -437,7 +432,7 @@ def test_client_certificate_refused_is_never_sent(
         api.submit(REQUEST_ID, b"{}")
     assert not isinstance(info.value, OutcomeUnknownError)
     assert bank.requests == []
-    assert wait_for(lambda: bool(bank.handshake_failures))  # the server saw it fail, too
+    wait_until(lambda: bank.handshake_failures, what="the server to see the handshake fail")
 
 
 # --- classification, unit level ----------------------------------------------------------
@@ -673,11 +668,41 @@ def test_render_refuses_unwritable_items(make_api: MakeApi) -> None:
         api.render_submission(header(), list(reversed(items())))
 
 
-def _sm4_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+MAC_KEY_INFO = b"openapi-v1 SM4-CBC-HMAC-SM3 mac key"
+
+
+def _envelope_mac(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """From the contract: HMAC-SM3 over IV ‖ ciphertext, key HKDF-SM3(K, no salt, info)."""
+    mac_key = HKDF(algorithm=hashes.SM3(), length=32, salt=None, info=MAC_KEY_INFO).derive(key)
+    tag = hmac.HMAC(mac_key, hashes.SM3())
+    tag.update(iv + data)
+    return tag.finalize()
+
+
+def _sm4_cbc_decrypt_raw(key: bytes, iv: bytes, data: bytes) -> bytes:
     decryptor = Cipher(algorithms.SM4(key), modes.CBC(iv)).decryptor()
-    padded = decryptor.update(data) + decryptor.finalize()
+    return decryptor.update(data) + decryptor.finalize()
+
+
+def _open_envelope(key: bytes, envelope: dict[str, str]) -> bytes:
+    """The receiver's steps of the contract, written here from it (not the adapter's code):
+    the MAC first, then SM4-CBC and the PKCS#7 padding."""
+    assert envelope["alg"] == "SM4-CBC-HMAC-SM3"
+    iv, data, mac = (base64.b64decode(envelope[k], validate=True) for k in ("iv", "data", "mac"))
+    assert len(iv) == 16 and len(mac) == 32 and data and len(data) % 16 == 0
+    assert _envelope_mac(key, iv, data) == mac, "the MAC does not verify"
     unpadder = sym_padding.PKCS7(128).unpadder()
-    return unpadder.update(padded) + unpadder.finalize()
+    return unpadder.update(_sm4_cbc_decrypt_raw(key, iv, data)) + unpadder.finalize()
+
+
+def _padding_passes(key: bytes, iv: bytes, data: bytes) -> bool:
+    unpadder = sym_padding.PKCS7(128).unpadder()
+    try:
+        unpadder.update(_sm4_cbc_decrypt_raw(key, iv, data))
+        unpadder.finalize()
+    except ValueError:
+        return False
+    return True
 
 
 def test_sm4_envelope_decrypts_to_the_plain_body(start_bank: StartBank, make_api: MakeApi) -> None:
@@ -687,12 +712,13 @@ def test_sm4_envelope_decrypts_to_the_plain_body(start_bank: StartBank, make_api
     body = api.render_submission(header(), items())
     envelope = json.loads(body)
     assert list(envelope) == ["encrypted"]
-    assert list(envelope["encrypted"]) == ["alg", "key_id", "iv", "data"]
-    assert envelope["encrypted"]["alg"] == "SM4-CBC"
+    assert list(envelope["encrypted"]) == ["alg", "key_id", "iv", "data", "mac"]
+    assert envelope["encrypted"]["alg"] == "SM4-CBC-HMAC-SM3"
     assert envelope["encrypted"]["key_id"] == "k2026"
     iv = base64.b64decode(envelope["encrypted"]["iv"], validate=True)
     assert len(iv) == 16
-    assert _sm4_decrypt(SM4_KEY, iv, base64.b64decode(envelope["encrypted"]["data"])) == plain
+    assert len(base64.b64decode(envelope["encrypted"]["mac"], validate=True)) == 32
+    assert _open_envelope(SM4_KEY, envelope["encrypted"]) == plain
     assert "刘䶮".encode() not in body
     # a fresh IV each rendering; the stored bytes are what submit sends, as they are
     assert (
@@ -702,6 +728,114 @@ def test_sm4_envelope_decrypts_to_the_plain_body(start_bank: StartBank, make_api
     api.submit(REQUEST_ID, body)
     [seen] = bank.requests
     assert seen.body == body and seen.signature_ok  # encrypt, then sign
+
+
+#: The example of docs/formats/openapi-v1.md, "Optional body encryption (SM4)".
+SPEC_PLAIN = b'{"batch_serial":"26112896XZZYYPH7","file_no":1}'
+SPEC_ENVELOPE = {
+    "alg": "SM4-CBC-HMAC-SM3",
+    "key_id": "k2026",
+    "iv": "AAECAwQFBgcICQoLDA0ODw==",
+    "data": "hIdZ8KW3VKjWrqfSVgredAYIgWBosMQ1ZcsQI40i/vA53VYSsVE5fYIhROoWWW1b",
+    "mac": "1gAT8dZxINMoMX2xznmpdtiUkbILMygzBW9oya7H5Qo=",
+}
+
+
+def test_sm4_envelope_known_answer() -> None:
+    encryption = Sm4Encryption("k2026", SM4_KEY)
+    sealed = encryption.seal(SPEC_PLAIN, iv=bytes(range(16)))
+    assert json.loads(sealed) == {"encrypted": SPEC_ENVELOPE}
+    assert _open_envelope(SM4_KEY, SPEC_ENVELOPE) == SPEC_PLAIN  # this file's reading
+    assert encryption.open(json.dumps({"encrypted": SPEC_ENVELOPE}).encode()) == SPEC_PLAIN
+
+
+def _sealed(key: bytes, iv: bytes, blocks: bytes, key_id: str = "k2026") -> bytes:
+    """An envelope (written here from the contract) of already padded blocks, MAC valid."""
+    encryptor = Cipher(algorithms.SM4(key), modes.CBC(iv)).encryptor()
+    data = encryptor.update(blocks) + encryptor.finalize()
+    mac = _envelope_mac(key, iv, data)
+    return json.dumps(
+        {"encrypted": {"alg": "SM4-CBC-HMAC-SM3", "key_id": key_id,
+                       "iv": base64.b64encode(iv).decode(), "data": base64.b64encode(data).decode(),
+                       "mac": base64.b64encode(mac).decode()}}
+    ).encode()  # fmt: skip
+
+
+def _pkcs7(data: bytes) -> bytes:
+    padder = sym_padding.PKCS7(128).padder()
+    return padder.update(data) + padder.finalize()
+
+
+def test_sm4_open_refuses_a_wrong_key_with_certainty(rng: random.Random) -> None:
+    """Another key under our key id fails the MAC, before anything is decrypted: also the
+    wrong keys whose garbage would pass the padding check (searched for with ``rng``)."""
+    ours = Sm4Encryption("k2026", SM4_KEY)
+    plain = make_plain()
+    lucky = 0
+    tried = 0
+    while lucky < 3:  # about 255 tries per lucky key
+        tried += 1
+        assert tried < 100_000, "no wrong key with valid padding found"
+        key = rng.randbytes(16)
+        if key == SM4_KEY:
+            continue
+        body = Sm4Encryption("k2026", key).seal(plain, iv=rng.randbytes(16))
+        inner = json.loads(body)["encrypted"]
+        passes = _padding_passes(
+            SM4_KEY, base64.b64decode(inner["iv"]), base64.b64decode(inner["data"])
+        )
+        if passes or tried <= 64:  # every lucky one, and the first 64 of the others
+            with pytest.raises(Sm4IntegrityError):
+                ours.open(body)
+        lucky += passes
+
+
+def make_plain() -> bytes:
+    return json.dumps({"batch_serial": SERIAL, "file_no": 1}).encode()
+
+
+def test_sm4_open_checks_in_the_contract_order(rng: random.Random) -> None:
+    ours = Sm4Encryption("k2026", SM4_KEY)
+    plain = make_plain()
+    body = ours.seal(plain, iv=rng.randbytes(16))
+    assert ours.open(body) == plain
+    inner = json.loads(body)["encrypted"]
+
+    def changed(**parts: str) -> bytes:
+        return json.dumps({"encrypted": {**inner, **parts}}).encode()
+
+    def flipped(name: str, index: int) -> str:
+        raw = bytearray(base64.b64decode(inner[name]))
+        raw[index] ^= 0x80
+        return base64.b64encode(bytes(raw)).decode()
+
+    # altered tag, ciphertext or IV: the MAC, not the padding, says so
+    for name, index in (("mac", 0), ("mac", 31), ("data", 0), ("data", -1), ("iv", 5)):
+        with pytest.raises(Sm4IntegrityError):
+            ours.open(changed(**{name: flipped(name, index)}))
+    # form, before any key is used
+    for bad in (
+        changed(alg="SM4-CBC"),
+        json.dumps({"encrypted": {k: v for k, v in inner.items() if k != "mac"}}).encode(),
+        changed(mac=base64.b64encode(bytes(16)).decode()),
+        changed(iv=base64.b64encode(bytes(15)).decode()),
+        changed(data=inner["data"][:-4]),
+        changed(mac="not base64!"),
+    ):
+        with pytest.raises(FormatError):
+            ours.open(bad)
+    # another key id
+    with pytest.raises(Sm4DecryptionError):
+        Sm4Encryption("k2027", SM4_KEY).open(body)
+    # a valid MAC over blocks without valid padding: a decryption error, not an integrity one
+    unpadded = _sealed(SM4_KEY, rng.randbytes(16), plain[:16] + bytes(16))
+    with pytest.raises(Sm4DecryptionError) as info:
+        ours.open(unpadded)
+    assert not isinstance(info.value, Sm4IntegrityError)
+    # a valid MAC over a plaintext that is not JSON: opened; what it is, is the reader's
+    # business (the bank answers INVALID_REQUEST)
+    garbage = rng.randbytes(37)
+    assert ours.open(_sealed(SM4_KEY, rng.randbytes(16), _pkcs7(garbage))) == garbage
 
 
 # --- callbacks -----------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from adapters.api.openapi import OpenApiBank
 from adapters.registry import build_bank_api
 from tests.adapters.api.bank_server import Received, Reply, TestBankServer
 from tests.adapters.api.conftest import Keys, Pki
-from tests.adapters.api.test_openapi import REQUEST_ID, SERIAL, SM4_KEY, _sm4_decrypt, ack
+from tests.adapters.api.test_openapi import REQUEST_ID, SERIAL, SM4_KEY, _open_envelope, ack
 from tests.adapters.api.test_openapi import header as make_header
 from tests.adapters.api.test_openapi import items as make_items
 
@@ -68,11 +67,7 @@ def test_build_and_submit_sm2_with_sm4(
     seen: list[bytes] = []
 
     def script(request: Received) -> Reply:
-        envelope = json.loads(request.body)["encrypted"]
-        plain = _sm4_decrypt(
-            SM4_KEY, base64.b64decode(envelope["iv"]), base64.b64decode(envelope["data"])
-        )
-        seen.append(plain)
+        seen.append(_open_envelope(SM4_KEY, json.loads(request.body)["encrypted"]))
         return ack(202)
 
     bank = start_bank(script, keyset=keys)

@@ -27,6 +27,7 @@ from gateway.ports import (
     OutcomeUnknownError,
     RemoteFile,
 )
+from tests.ports import reserve_port
 
 if TYPE_CHECKING:
     from conftest import SftpTestServer
@@ -169,15 +170,9 @@ def test_put_atomic_refuses_bad_names(make_transport: MakeTransport, name: str) 
 # --- error classification ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        port: int = s.getsockname()[1]
-    return port
-
-
 def test_connection_refused_is_never_sent(make_transport: MakeTransport) -> None:
     with pytest.raises(NeverSentError, match="cannot connect"):
-        make_transport(port=_free_port()).put_atomic("/inbox", NAME, DATA)
+        make_transport(port=reserve_port()).put_atomic("/inbox", NAME, DATA)
 
 
 def test_dns_failure_is_never_sent(

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters, profiles
 from sqlalchemy import update
 
 from gateway.dashboard.accounts import (
@@ -16,6 +17,7 @@ from gateway.dashboard.accounts import (
     check_password_policy,
     create_account,
     inactive_users,
+    password_hasher,
 )
 from gateway.dashboard.models import OperatorAccount
 from gateway.dispatch.calendar import WorkingCalendar
@@ -23,7 +25,7 @@ from gateway.kit.clock import CHINA
 from gateway.kit.db import session_scope
 from gateway.settings import Settings
 
-SETTINGS = Settings(environment="test")
+SETTINGS = Settings(environment="test", dashboard_argon2_parameters="CHEAPEST")
 
 
 @pytest.mark.parametrize(
@@ -72,6 +74,51 @@ def _create(
             regions=["430621101"] if regions is None else regions,
             password="Spring-Rice-2026", created_by="test",
         )  # fmt: skip
+
+
+PRODUCTION_KEY = "cHJvZHVjdGlvbi1rZXktZm9yLXRoZS1zZXR0aW5ncy10ZXN0"  # 32+ bytes, base64
+
+
+def test_production_hashes_passwords_with_the_rfc_9106_parameters() -> None:
+    production = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        master_keys=f"p1:{PRODUCTION_KEY}",
+        index_key=PRODUCTION_KEY,
+        api_clients={"county-finance": "a-production-secret"},
+    )
+    hasher = password_hasher(production)
+    rfc = profiles.RFC_9106_LOW_MEMORY  # RFC 9106 §4, second recommended option
+    assert (rfc.time_cost, rfc.memory_cost, rfc.parallelism) == (3, 64 * 1024, 4)
+    stored = extract_parameters(hasher.hash("Spring-Rice-2026"))
+    assert stored == rfc
+    assert stored.type.name == "ID"
+    # the library's own defaults are the same set: nothing else is configured
+    assert extract_parameters(PasswordHasher().hash("x")) == rfc
+
+
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_the_cheap_test_parameters_are_refused_outside_tests(environment: str) -> None:
+    with pytest.raises(ValueError, match="test suite only"):
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            environment=environment,  # type: ignore[arg-type]
+            master_keys=f"p1:{PRODUCTION_KEY}",
+            index_key=PRODUCTION_KEY,
+            api_clients={"county-finance": "a-production-secret"},
+            dashboard_argon2_parameters="CHEAPEST",
+        )
+
+
+def test_a_hash_of_the_cheap_set_is_rehashed_at_login_under_rfc_9106(ctx: Any) -> None:
+    from gateway.dashboard.accounts import authenticate
+
+    _create(ctx, "li.op")  # the suite hashes with the cheap set
+    strong = ctx.settings.model_copy(update={"dashboard_argon2_parameters": "RFC_9106_LOW_MEMORY"})
+    with session_scope(ctx.sessions) as s:
+        result, account = authenticate(s, strong, "li.op", "Spring-Rice-2026", client_ip=None)
+        assert result.name == "OK" and account is not None
+        assert extract_parameters(account.password_hash) == profiles.RFC_9106_LOW_MEMORY
 
 
 def test_account_is_stored_with_an_argon2id_hash(ctx: Any) -> None:

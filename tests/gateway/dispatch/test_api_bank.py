@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from gateway.auth.models import RequestNonce
 from gateway.context import Context
 from gateway.dispatch.models import OutboundFile
 from gateway.feedback.models import InboundFile
@@ -19,6 +20,7 @@ from gateway.payments.states import FileState
 from gateway.worker import run_cycle
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, states, submit
+from tests.waits import wait_until
 
 PEOPLE = persons(6, seed=21)
 
@@ -49,9 +51,10 @@ def test_api_bank_pays_and_reports(ctx: Context, api_bank: Any, gateway_http: st
         f = s.scalar(select(OutboundFile))
         kinds = s.scalars(select(InboundFile.kind)).all()
     assert f is not None and f.state == FileState.DELIVERED
-    # the stored body is SM4-encrypted: no name or account in it
+    # the stored body is the SM4-CBC-HMAC-SM3 envelope: no name or account in it
     body = ctx.pii.decrypt_bytes("outbound-file", f.content_enc)
-    assert json.loads(body)["encrypted"]["alg"] == "SM4-CBC"
+    envelope = json.loads(body)["encrypted"]
+    assert envelope["alg"] == "SM4-CBC-HMAC-SM3" and envelope["mac"]
     assert PEOPLE[0].account_no.encode() not in body
     assert set(kinds) == {"api_status"}
     summary = api_bank.ledger.summary()
@@ -100,11 +103,30 @@ class TestCallbackFaults:
         submit(ctx, api_payload("API-3", PEOPLE))
         assert drive(ctx) == {"paid": 5, "failed": 1}
         # let the bank's callbacks (genuine, duplicated, forged, replayed, out of order)
-        # arrive, and the worker react to them
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        # arrive, and the worker react to them: every event delivered, and the duplicate
+        # accepted as well (one more bank nonce; the forged and the replayed are refused)
+        store = api_bank.api.bank.store
+
+        def bank_nonces() -> int:
+            with ctx.sessions() as s:
+                count = s.scalar(
+                    select(func.count())
+                    .select_from(RequestNonce)
+                    .where(RequestNonce.client_id == "bank:abc")
+                )
+            return int(count or 0)
+
+        def callbacks_in() -> bool:
             run_cycle(ctx, "t")
-            time.sleep(0.1)
+            fired = {kind for kind, _ in api_bank.faults.fired()}
+            return (
+                {"forged_callback", "replayed_callback", "duplicate_callback"} <= fired
+                and not store.undelivered_events()
+                and bank_nonces() >= len(store.events()) + 1
+            )
+
+        wait_until(callbacks_in, what="the bank's callbacks, the duplicate among them")
+        run_cycle(ctx, "t")  # the worker's inquiry after the last of them
         assert states(ctx) == {"paid": 5, "failed": 1}
         fired = {kind for kind, _ in api_bank.faults.fired()}
         assert {"forged_callback", "replayed_callback", "duplicate_callback"} <= fired

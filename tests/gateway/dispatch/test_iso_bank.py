@@ -3,7 +3,6 @@ mock bank's own ISO 20022 implementation, ECDSA-signed, over SFTP."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from gateway.payments.states import ItemState
 from gateway.worker import run_cycle
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, states, submit
+from tests.waits import wait_until
 
 PEOPLE = persons(8, seed=11)
 
@@ -46,14 +46,16 @@ def iso_payload(no: str, ps: list[Any]) -> dict[str, Any]:
 def test_iso20022_round_trip_with_account_notice(ctx: Context, iso_bank: Any) -> None:
     submit(ctx, iso_payload("ISO-1", PEOPLE))
     assert drive(ctx) == {"paid": 5, "failed": 3}
-    # the camt.054 follows the pain.002: poll until it has been taken too
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+
+    # the camt.054 follows the pain.002: worker cycles until it has been taken too
+    def notice_taken() -> bool:
         with ctx.sessions() as s:
             if s.scalar(select(func.count()).select_from(AccountEntryRecord)):
-                break
+                return True
         run_cycle(ctx, "t")
-        time.sleep(0.1)
+        return False
+
+    wait_until(notice_taken, what="the camt.054 to be taken")
     with ctx.sessions() as s:
         reasons = dict(
             s.execute(
@@ -88,10 +90,14 @@ class TestReturnAfterPayment:
         """退票: the bank reports a credit back for a paid item; the item becomes bounced."""
         submit(ctx, iso_payload("ISO-2", PEOPLE[:1]))
         drive(ctx)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and states(ctx) != {"bounced": 1}:
+
+        def bounced() -> bool:
+            if states(ctx) == {"bounced": 1}:
+                return True
             run_cycle(ctx, "t")
-            time.sleep(0.1)
+            return False
+
+        wait_until(bounced, what=lambda: f"the item to be bounced (items now: {states(ctx)})")
         assert states(ctx) == {"bounced": 1}
         with ctx.sessions() as s:
             directions = sorted(s.scalars(select(AccountEntryRecord.direction)).all())

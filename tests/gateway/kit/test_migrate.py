@@ -10,8 +10,8 @@ from gateway.kit.db import make_engine
 from gateway.models import Base
 
 
-def test_migrated_schema_matches_models(db_url: str) -> None:
-    engine = make_engine(db_url)
+def test_migrated_schema_matches_models(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
     try:
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

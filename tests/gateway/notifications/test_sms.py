@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from gateway.notifications.service import sms_step
 from gateway.worker import run_cycle
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, submit
+from tests.waits import wait_until
 
 PEOPLE = persons(6, seed=41)
 
@@ -75,14 +75,14 @@ def notices(ctx: Context) -> dict[str, int]:
         return out
 
 
-def settle(ctx: Context, until: dict[str, int], timeout: float = 20.0) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def settle(ctx: Context, until: dict[str, int], timeout: float = 30.0) -> dict[str, int]:
+    """Worker cycles until the notices are ``until`` (AssertionError with them if not)."""
+
+    def cycle() -> dict[str, int] | None:
         run_cycle(ctx, "t")
-        if notices(ctx) == until:
-            return until
-        time.sleep(0.1)
-    return notices(ctx)
+        return until if notices(ctx) == until else None
+
+    return wait_until(cycle, timeout=timeout, what=lambda: f"notices {until} (now: {notices(ctx)})")
 
 
 def test_one_sms_per_paid_item_and_a_notice_for_the_failed(

@@ -5,7 +5,6 @@ verifies and records them exactly as if the bank had sent them)."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from gateway.certs import DEV_KEY_FILES
 from gateway.context import Context
 from gateway.feedback.service import take_account_notice, take_result_file
 from gateway.kit.clock import CHINA
+from tests.waits import wait_until
 
 BANK_NOW = dt.datetime(2026, 11, 28, 10, 0, 0)
 
@@ -126,14 +126,13 @@ def _payer_account(ctx: Context, batch_serial: str) -> str:
     return account or "9999000011112222"
 
 
-def wait_for_outbox(bank: Any, prefix: str, timeout: float = 10.0) -> list[Path]:
-    """The bank's outbox files starting with ``prefix`` (signature files excluded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sorted(
+def wait_for_outbox(bank: Any, prefix: str, timeout: float = 30.0) -> list[Path]:
+    """The bank's outbox files starting with ``prefix`` (signature files excluded), once
+    there is one."""
+
+    def found() -> list[Path]:
+        return sorted(
             p for p in bank.outbox.iterdir() if p.name.startswith(prefix) and p.suffix != ".sig"
         )
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"no {prefix}* in the bank's outbox after {timeout}s")
+
+    return wait_until(found, timeout=timeout, what=f"{prefix}* in the bank's outbox")

@@ -5,7 +5,6 @@ batch ``reconciled`` state — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from tests.gateway.reconciliation.forge import (
     items_of,
     wait_for_outbox,
 )
+from tests.waits import wait_until
 
 PEOPLE = persons(5, seed=41)
 LATER = dt.timedelta(hours=49)  # past the default 48 h for missing results and debits
@@ -81,24 +81,29 @@ def open_of(ctx: Context, kind: DiscrepancyType) -> list[Discrepancy]:
     return [d for d in list_discrepancies(ctx) if d.type == kind]
 
 
-def settle(ctx: Context, done: Any, timeout: float = 15.0) -> ReconciliationReport:
+def settle(ctx: Context, done: Any, timeout: float = 30.0) -> ReconciliationReport:
     """Worker cycles and reconciliation runs until ``done(report)`` (late bank messages)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def run() -> ReconciliationReport | None:
         run_cycle(ctx, "t")
         report = reconcile(ctx, "recon")
-        if done(report) or time.monotonic() > deadline:
-            return report
-        time.sleep(0.1)
+        return report if done(report) else None
+
+    return wait_until(run, timeout=timeout, what="a reconciliation run to be done")
 
 
-def wait_for_bounce(ctx: Context, timeout: float = 15.0) -> None:
+def wait_for_bounce(ctx: Context, timeout: float = 30.0) -> None:
     """Worker cycles (no reconciliation) until the bank's 退票 is recorded."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and states(ctx) != {"paid": 1, "bounced": 1}:
+
+    def bounced() -> bool:
+        if states(ctx) == {"paid": 1, "bounced": 1}:
+            return True
         run_cycle(ctx, "t")
-        time.sleep(0.1)
-    assert states(ctx) == {"paid": 1, "bounced": 1}
+        return False
+
+    wait_until(
+        bounced, timeout=timeout, what=lambda: f"the 退票 to be recorded (items: {states(ctx)})"
+    )
 
 
 def close_all(ctx: Context) -> None:

@@ -4,7 +4,6 @@ out, read back with the csv module and with openpyxl; no personal data in clear.
 from __future__ import annotations
 
 import csv
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from gateway.worker import run_cycle
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, states, submit
 from tests.gateway.reconciliation.forge import camt054_debit, items_of
+from tests.waits import wait_until
 
 PEOPLE = persons(4, seed=43)
 HEADERS = [name for name, _, _ in SUMMARY_COLUMNS]
@@ -81,10 +81,14 @@ def test_statement_ties_out_in_csv_and_xlsx(
     body["header"]["bank_profile"] = "psbc"
     submit(ctx, body)
     drive(ctx)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and states(ctx).get("bounced") != 1:
+
+    def bounce_recorded() -> bool:
+        if states(ctx).get("bounced") == 1:
+            return True
         run_cycle(ctx, "t")
-        time.sleep(0.1)
+        return False
+
+    wait_until(bounce_recorded, what=lambda: f"the 退票 to be recorded (items: {states(ctx)})")
     batch, items = items_of(ctx, "ST-1")
     assert batch.dispatch_on is not None
     day = batch.dispatch_on

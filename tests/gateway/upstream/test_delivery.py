@@ -9,7 +9,6 @@ import email.utils
 import json
 import socket
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import select
@@ -30,16 +29,17 @@ from tests.gateway.upstream.support import (
     endpoint,
     produce,
 )
+from tests.waits import wait_until
 
 
-def _until(ctx: Context, done: Any, timeout: float = 15.0, owner: str = "w1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _until(ctx: Context, done: Any, timeout: float = 30.0, owner: str = "w1") -> None:
+    """Upstream steps until ``done()``."""
+
+    def step() -> bool:
         upstream_step(ctx, owner)
-        if done():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"not done after {timeout}s: {summary(ctx)}")
+        return bool(done())
+
+    wait_until(step, timeout=timeout, max_interval=0.02, what=lambda: f"done: {summary(ctx)}")
 
 
 def _messages(ctx: Context) -> list[WebhookMessage]:
@@ -187,10 +187,14 @@ def test_several_workers_deliver_each_message_once(uctx: Context, receiver: Rece
     errors: list[BaseException] = []
 
     def work(owner: str) -> None:
+        def delivered() -> bool:  # steps back to back: the workers contend for leases
+            if summary(uctx)["delivered"] >= total:
+                return True
+            upstream_step(uctx, owner)
+            return False
+
         try:
-            deadline = time.monotonic() + 15
-            while summary(uctx)["delivered"] < total and time.monotonic() < deadline:
-                upstream_step(uctx, owner)
+            wait_until(delivered, interval=0, max_interval=0, what=f"{total} delivered")
         except BaseException as exc:  # pragma: no cover (reported below)
             errors.append(exc)
 

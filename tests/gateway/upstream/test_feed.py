@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from gateway.auth.hmac_auth import sign_headers
 from gateway.batches.models import ItemEventRecord, PaymentItem
 from gateway.context import Context
 from gateway.kit.db import session_scope
 from gateway.upstream.delivery import deliver_webhooks, summary
-from gateway.upstream.feed import decode_cursor, encode_cursor, stage_changes
+from gateway.upstream.feed import LOCK_TIMEOUT_MS, decode_cursor, encode_cursor, stage_changes
 from gateway.upstream.models import UpstreamChange, UpstreamFeed, WebhookMessage
 from tests.gateway.upstream.support import Api, configure, produce
+from tests.waits import wait_until
 
 
 def _count(ctx: Context, model: Any) -> int:
@@ -140,7 +140,7 @@ def test_concurrent_writers_stagers_and_a_reader(uctx: Context, api: Api) -> Non
         try:
             while not stop.is_set():
                 stage_changes(uctx)
-                time.sleep(0.005)
+                stop.wait(0.005)  # a stager's pace, not a wait for anything
         except BaseException as exc:  # pragma: no cover (reported below)
             errors.append(exc)
 
@@ -219,12 +219,31 @@ def test_an_event_committed_late_with_a_smaller_id_is_not_skipped(pg_ctx: Contex
                 )
             )
         assert stage_changes(uctx) == 0  # the high-water mark cannot be had yet
+
         # once the slow writer has been open longer than the lock would wait, the stager
-        # does not even queue (which would hold up every other writer): it skips at once
-        time.sleep(0.6)
-        started = time.monotonic()
-        assert stage_changes(uctx) == 0
-        assert time.monotonic() - started < 0.3
+        # does not even queue (which would hold up every other writer): it skips at once,
+        # without asking for the lock
+        def slow_writer_open_ms() -> float:
+            age = slow.scalar(
+                text("SELECT extract(epoch FROM clock_timestamp() - transaction_timestamp())")
+            )
+            return float(age) * 1000
+
+        wait_until(
+            lambda: slow_writer_open_ms() > LOCK_TIMEOUT_MS,
+            what="the slow writer to be open longer than the lock would wait",
+        )
+        statements: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            statements.append(statement)
+
+        event.listen(uctx.engine, "before_cursor_execute", record)
+        try:
+            assert stage_changes(uctx) == 0
+        finally:
+            event.remove(uctx.engine, "before_cursor_execute", record)
+        assert statements and not any("LOCK TABLE" in s.upper() for s in statements)
         slow.commit()
     finally:
         slow.close()

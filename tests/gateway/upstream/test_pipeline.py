@@ -4,7 +4,6 @@ outcome reaches upstream by webhook and by the pull API, signed, masked, exactly
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from gateway.upstream.service import summary, upstream_step
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, submit
 from tests.gateway.upstream.support import SECRET, Api, Receiver
+from tests.waits import wait_until
 
 PEOPLE = persons(6, seed=41)
 
@@ -35,10 +35,15 @@ def test_bank_outcomes_reach_upstream(
     standardwebhooks = pytest.importorskip("standardwebhooks")
     submit(uctx, payload("E-1", PEOPLE))
     assert drive(uctx) == {"paid": 4, "failed": 2}
-    deadline = time.monotonic() + 15
+
     # 6 item outcomes, the batch completed, then reconciled (the worker reconciles)
-    while summary(uctx)["delivered"] < 8 and time.monotonic() < deadline:
+    def delivered() -> bool:
+        if summary(uctx)["delivered"] >= 8:
+            return True
         upstream_step(uctx, "w1")
+        return False
+
+    wait_until(delivered, max_interval=0.02, what=lambda: f"8 delivered: {summary(uctx)}")
     assert summary(uctx) == {"delivered": 8, "pending": 0, "failed": 0}
     verifier = standardwebhooks.Webhook(SECRET)
     pushed = [verifier.verify(r.body, r.headers) for r in receiver.requests]
