@@ -74,6 +74,13 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"seed: {seed} (replay with --seed {seed})"
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The seed again at the end, where `pytest -q` (which prints no header) shows it too."""
+    if getattr(config, "workerinput", None) is None:
+        seed = config.stash[_SEED]
+        terminalreporter.write_line(f"seed: {seed} (replay with --seed {seed})")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
     outcome = yield
