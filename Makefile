@@ -64,6 +64,7 @@ screenshots: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run_all.py
 	$(BIN)/python tests/bench/bench_dashboard.py
+	$(BIN)/python tests/bench/bench_api_memory.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .mypy_cache .ruff_cache

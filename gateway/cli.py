@@ -1,5 +1,9 @@
-"""``gateway`` command line: serve, worker, db upgrade, certs init, demo, corrections,
-refunds, history."""
+"""``gateway`` command line: serve, worker, db upgrade, certs init, demo, accounts,
+corrections, refunds, history, selfcheck.
+
+The operators' commands (accounts, corrections, refunds, history, selfcheck) log their
+person in with a dashboard account: ``--account LOGIN``, the password asked for (not
+echoed) or read from ``--password-file FILE`` or ``$GATEWAY_ACCOUNT_PASSWORD``."""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from typing import Annotated
 
 import typer
 
+from gateway.commands.rework import corrections_app, history, refunds_app
+from gateway.commands.selfcheck import selfcheck_app
 from gateway.dashboard.cli import accounts_app
-from gateway.rework.cli import corrections_app, history, refunds_app
-from gateway.selfcheck.cli import selfcheck_app
 from gateway.settings import Settings
 
 app = typer.Typer(help="Bank gateway of the 一卡通 subsidy payment scheme.", no_args_is_help=True)

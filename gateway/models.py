@@ -5,6 +5,7 @@ from gateway.batches.models import (
     Batch,
     BatchError,
     BatchEventRecord,
+    BatchWarning,
     ItemEventRecord,
     PaymentItem,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Batch",
     "BatchError",
     "BatchEventRecord",
+    "BatchWarning",
     "CorrectionList",
     "CorrectionListItem",
     "DashboardSession",

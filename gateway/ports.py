@@ -72,12 +72,24 @@ class FormatError(AdapterError):
 
 
 class FieldError(FormatError):
-    """A value cannot be written in the bank format (too long, not encodable)."""
+    """A value cannot be written in the bank format (too long, not encodable). ``limit`` and
+    ``unit`` (``"gb18030_bytes"``, ``"characters"``, ``"digits"``…) name the limit a value
+    exceeded, where there is one."""
 
-    def __init__(self, message: str, *, field_name: str, code: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_name: str,
+        code: str,
+        limit: int | None = None,
+        unit: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.field_name = field_name
         self.code = code
+        self.limit = limit
+        self.unit = unit
 
 
 # --- data crossing the port -------------------------------------------------------------
@@ -186,6 +198,11 @@ class BankFormat(Protocol):
 
     def check_item(self, item: RequestItem) -> list[FieldError]:
         """Problems that would stop ``item`` from being written (empty when it fits)."""
+        ...
+
+    def check_header(self, header: RequestHeader) -> list[FieldError]:
+        """Problems that would stop ``header`` from being written (empty when it fits);
+        ``render_request`` raises the first of them."""
         ...
 
     def render_request(self, header: RequestHeader, items: Iterable[RequestItem]) -> bytes:

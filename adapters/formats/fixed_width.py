@@ -247,6 +247,8 @@ def encode_text(
                 f"{width} and may not be cut",
                 field_name=field_name,
                 code=TOO_LONG,
+                limit=width,
+                unit="gb18030_bytes",
             )
         raw = cut_to_width(value, width)
     return raw.ljust(width)
@@ -259,6 +261,8 @@ def encode_number(value: int, width: int, field_name: str, *, seq: int | None = 
             f"{_where(seq)}{field_name}: {value} does not fit {width} unsigned digits",
             field_name=field_name,
             code=OUT_OF_RANGE,
+            limit=width,
+            unit="digits",
         )
     return b"%0*d" % (width, value)
 
@@ -486,6 +490,40 @@ class FixedWidthGb18030Format:
             errors.append(exc)
         return errors
 
+    def check_header(self, header: RequestHeader) -> list[FieldError]:
+        """Every reason the request header cannot be written (empty when it fits):
+        ``render_request`` raises the first, intake refuses a batch for any of them."""
+        errors: list[FieldError] = []
+        try:
+            self._check_name_parts(header.batch_serial, header.file_no)
+        except FieldError as exc:
+            errors.append(exc)
+        for field_name, value, width, cut in (
+            ("batch_serial", header.batch_serial, 16, False),
+            ("payer_account", header.payer_account, 32, False),
+            ("subsidy_code", header.subsidy_code, 12, False),
+            ("subsidy_name", header.subsidy_name, 60, True),
+            ("period", header.period, 8, False),
+        ):
+            try:
+                encode_text(value, width, field_name, cut=cut)
+            except FieldError as exc:
+                errors.append(exc)
+        for field_name, number, width in (
+            ("file_no", header.file_no, 2),
+            ("item_count", header.item_count, 9),
+            ("total_fen", header.total_fen, 18),
+        ):
+            try:
+                encode_number(number, width, field_name)
+            except FieldError as exc:
+                errors.append(exc)
+        try:
+            _encode_date(header.created_on, "created_on")
+        except FieldError as exc:
+            errors.append(exc)
+        return errors
+
     @staticmethod
     def _amount(amount_fen: int, seq: int | None) -> bytes:
         if amount_fen <= 0:
@@ -574,6 +612,9 @@ class FixedWidthGb18030Format:
         sequences not 1…n, a repeated item serial, or a header count/total that disagrees
         with the items.
         """
+        header_errors = self.check_header(header)
+        if header_errors:
+            raise header_errors[0]
         head = self._render_request_header(header)
         details: list[bytes] = []
         kept: list[RequestItem] = []

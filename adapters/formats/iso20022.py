@@ -247,6 +247,8 @@ def text_error(
             f"Max{max_chars}Text holds {max_chars}",
             field_name=field_name,
             code=TOO_LONG,
+            limit=max_chars,
+            unit="characters",
         )
     return None
 
@@ -265,6 +267,8 @@ def _amount_error(amount_fen: int, field_name: str, seq: int | None) -> FieldErr
             f"{_where(seq)}{field_name} must be 1…{MAX_FEN}, got {amount_fen}",
             field_name=field_name,
             code=OUT_OF_RANGE,
+            limit=MAX_FEN,
+            unit="fen",
         )
     return None
 
@@ -481,16 +485,33 @@ class Iso20022Format:
             )
         return errors
 
+    def check_header(self, header: RequestHeader) -> list[FieldError]:
+        """Every reason the header cannot be written (empty when it fits): ``render_request``
+        raises the first, intake refuses a batch for any of them. The payer name checked is
+        the one written: ``header.payer_name``, else the constructor's. (Counts and totals
+        are checked against the items by ``render_request``.)"""
+        errors: list[FieldError] = []
+        try:
+            _check_name_parts(header.batch_serial, header.file_no)
+        except FieldError as exc:
+            errors.append(exc)
+        for error in (
+            text_error(header.payer_account, "payer_account", 34),
+            text_error(header.subsidy_code, "subsidy_code", 35),
+            text_error(header.subsidy_name, "subsidy_name", 140, cut=True),
+            text_error(header.period, "period", 140, cut=True),
+            text_error(header.payer_name or self.payer_name, "payer_name", 140),
+        ):
+            if error is not None:
+                errors.append(error)
+        return errors
+
     def _check_header(self, header: RequestHeader) -> str:
         """The payer name to write; FieldError for a header value the schema cannot carry."""
-        _check_name_parts(header.batch_serial, header.file_no)
-        _check_text(header.payer_account, "payer_account", 34)
-        _check_text(header.subsidy_code, "subsidy_code", 35)
-        _check_text(header.subsidy_name, "subsidy_name", 140, cut=True)
-        _check_text(header.period, "period", 140, cut=True)
-        payer_name = header.payer_name or self.payer_name
-        _check_text(payer_name, "payer_name", 140)
-        return payer_name
+        errors = self.check_header(header)
+        if errors:
+            raise errors[0]
+        return header.payer_name or self.payer_name
 
     def render_request(self, header: RequestHeader, items: Iterable[RequestItem]) -> bytes:
         """The exact bytes of a ``pain.001.001.09`` for one request file.

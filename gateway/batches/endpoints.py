@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import tempfile
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from gateway.api.errors import BadRequest, NotFound, Unauthenticated
-from gateway.auth.hmac_auth import AuthError, verify_request
+from gateway.api.errors import ApiError, BadRequest, NotFound, Unauthenticated, body_too_large
+from gateway.api.limits import (
+    BATCH_BODY_MAX,
+    UNDECLARED_BATCH_BODY_MAX,
+    require_json_content,
+)
+from gateway.api.schema import (
+    SUBMIT_OPENAPI,
+    BatchStatus,
+    ConflictAnswer,
+    IntakeAnswer,
+    InvalidAnswer,
+    ItemsPage,
+    error_responses,
+)
+from gateway.auth.hmac_auth import (
+    EMPTY_SHA256,
+    H_CONTENT_SHA256,
+    AuthError,
+    content_mismatch,
+    declared_sha256,
+    verify_request,
+)
 from gateway.batches.models import Batch, PaymentItem
-from gateway.batches.service import IntakeService, MalformedRequestError, count_by_state
+from gateway.batches.service import (
+    IntakeService,
+    MalformedRequestError,
+    configured_age_rules,
+    count_by_state,
+)
+from gateway.batches.validation import BATCH_NO_MAX, SEQ_MAX
 from gateway.context import Context
 from gateway.feedback.reasons import reason
 from gateway.kit.logging import get_logger
@@ -23,7 +51,8 @@ from gateway.payments.states import ItemState
 router = APIRouter(prefix="/v1")
 log = get_logger(__name__)
 SPOOL_IN_MEMORY = 4 * 1024 * 1024
-MAX_BODY = 512 * 1024 * 1024
+MAX_BODY = BATCH_BODY_MAX
+BATCH_NO_PATTERN = r"^[0-9A-Za-z_.-]{1,64}$"
 
 
 def ctx_of(request: Request) -> Context:
@@ -32,16 +61,30 @@ def ctx_of(request: Request) -> Context:
 
 
 def _target(request: Request) -> str:
-    query = request.url.query
-    return request.url.path + (f"?{query}" if query else "")
+    """What the client signs: the path as the server decodes it (percent-decoded, as
+    ``gateway.auth.client.signed_target`` does), then the query string exactly as sent."""
+    path = str(request.scope.get("path", ""))
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return path + (f"?{query}" if query else "")
 
 
-def _authenticate(request: Request, body_sha256: str) -> str:
+def _headers(request: Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
+def _refused(request: Request, exc: AuthError) -> Unauthenticated:
+    log.warning("auth.refused", code=exc.code, path=request.url.path)
+    return Unauthenticated(exc.code, exc.message_en, exc.message_zh, exc.field)
+
+
+def _authenticate(request: Request, body_sha256: str | None) -> str:
+    """The client id, or Unauthenticated. ``body_sha256`` None: before the body is read,
+    against the digest the request declares."""
     ctx = ctx_of(request)
     secrets = {cid: s.get_secret_value().encode() for cid, s in ctx.settings.api_clients.items()}
     try:
         return verify_request(
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=_headers(request),
             method=request.method,
             target=_target(request),
             body_sha256=body_sha256,
@@ -50,45 +93,136 @@ def _authenticate(request: Request, body_sha256: str) -> str:
             session_factory=ctx.sessions,
         )
     except AuthError as exc:
-        log.warning("auth.refused", code=exc.code, path=request.url.path)
-        raise Unauthenticated(exc.code, exc.message_en, exc.message_zh) from None
+        raise _refused(request, exc) from None
 
 
 async def authenticated_get(request: Request) -> str:
-    return await run_in_threadpool(_authenticate, request, hashlib.sha256(b"").hexdigest())
+    return await run_in_threadpool(_authenticate, request, EMPTY_SHA256)
 
 
 Client = Annotated[str, Depends(authenticated_get)]
 
 
-@router.post("/batches", status_code=201)
-async def submit_batch(request: Request) -> JSONResponse:
-    """Submit an approved batch. The body is spooled to disk while it is hashed, so memory
-    stays bounded whatever its size; nothing is stored unless the signature verifies."""
-    ctx = ctx_of(request)
+def _declared(request: Request) -> str | None:
+    try:
+        return declared_sha256(_headers(request))
+    except AuthError as exc:
+        raise _refused(request, exc) from None
+
+
+async def _spool(request: Request, spool: IO[bytes], cap: int, hint: tuple[str, str]) -> str:
+    """Stream the body into ``spool`` while hashing it; 413 as soon as it passes ``cap``."""
     digest = hashlib.sha256()
     size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise body_too_large(cap, *hint)
+        digest.update(chunk)
+        spool.write(chunk)
+    return digest.hexdigest()
+
+
+_UNDECLARED_HINT = (
+    f"; send X-Gateway-Content-SHA256 (signed) to send up to {BATCH_BODY_MAX} bytes",
+    f"；如需提交更大的批次（最多{BATCH_BODY_MAX}字节），请提供 X-Gateway-Content-SHA256",
+)
+
+
+@router.post(
+    "/batches",
+    status_code=201,
+    openapi_extra=SUBMIT_OPENAPI,
+    response_model=None,
+    responses={
+        201: {
+            "model": IntakeAnswer,
+            "description": "accepted (or the same batch again: Idempotent-Replayed: true)",
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "true when this is the answer to an earlier submission",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        },
+        409: {"model": ConflictAnswer, "description": "batch number reused, other content"},
+        422: {
+            "model": IntakeAnswer | InvalidAnswer,
+            "description": "rejected, with every reason (stored, unless the body has no "
+            "usable batch number)",
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "true when this is the answer to an earlier submission",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        },
+        **error_responses(400, 401, 413, 415, 503),
+    },
+)
+async def submit_batch(request: Request) -> JSONResponse:
+    """Submit an approved batch.
+
+    With ``X-Gateway-Content-SHA256`` the signature is checked before a byte of the body is
+    read; the body (at most 512 MiB) is then spooled to disk while it is hashed, and
+    refused unless it is the declared one. Without it, at most 1 MiB is read before the
+    signature is checked. The body is then read with the limits of the bounded JSON reader
+    (depth, sizes, UTF-8) before anything is stored; nothing is stored unless all holds."""
+    ctx = ctx_of(request)
+    declared = _declared(request)
+    client_id: str | None = None
+    if declared is not None:
+        try:
+            client_id = await run_in_threadpool(_authenticate, request, None)
+            require_json_content(request)
+        except ApiError as exc:
+            # refused before a byte of the body is read: no reason to receive it
+            exc.headers.setdefault("Connection", "close")
+            raise
+        cap, hint = BATCH_BODY_MAX, ("", "")
+    else:
+        cap, hint = UNDECLARED_BATCH_BODY_MAX, _UNDECLARED_HINT
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise BadRequest("body_too_large", "request body too large", "请求体过大")
-            digest.update(chunk)
-            spool.write(chunk)
-        sha = digest.hexdigest()
-        client_id = await run_in_threadpool(_authenticate, request, sha)
-        service = IntakeService(ctx.sessions, ctx.pii, ctx.profiles, ctx.calendar)
+        sha = await _spool(request, spool, cap, hint)
+        if declared is None:
+            client_id = await run_in_threadpool(_authenticate, request, sha)
+            require_json_content(request)
+        elif not hmac.compare_digest(sha, declared):
+            log.warning("auth.refused", code="auth_content_digest", path=request.url.path)
+            mismatch = content_mismatch()
+            raise Unauthenticated(
+                mismatch.code, mismatch.message_en, mismatch.message_zh, H_CONTENT_SHA256
+            )
+        assert client_id is not None  # noqa: S101 (authenticated on either path)
+        service = IntakeService(
+            ctx.sessions,
+            ctx.pii,
+            ctx.profiles,
+            ctx.calendar,
+            age_rules=configured_age_rules(ctx.settings.selfcheck_file),
+        )
         try:
             answer = await run_in_threadpool(service.submit, client_id, spool, sha)
         except MalformedRequestError as exc:
             raise BadRequest(
-                "malformed_json", f"request body is not valid JSON: {exc}", "请求不是合法的JSON"
+                exc.code, exc.message_en, exc.message_zh, exc.field, limit=exc.limit, unit=exc.unit
             ) from None
     finally:
         spool.close()
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+
+
+BatchNo = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=BATCH_NO_MAX,
+        pattern=BATCH_NO_PATTERN,
+        description="the batch number given in the header",
+    ),
+]
 
 
 def _batch_or_404(ctx: Context, client_id: str, batch_no: str) -> Batch:
@@ -129,8 +263,12 @@ def batch_status(ctx: Context, client_id: str, batch_no: str) -> dict[str, Any]:
     }
 
 
-@router.get("/batches/{batch_no}")
-async def get_batch(batch_no: str, request: Request, client_id: Client) -> dict[str, Any]:
+@router.get(
+    "/batches/{batch_no}",
+    response_model=None,
+    responses={200: {"model": BatchStatus}, **error_responses(404)},
+)
+async def get_batch(batch_no: BatchNo, request: Request, client_id: Client) -> dict[str, Any]:
     return await run_in_threadpool(batch_status, ctx_of(request), client_id, batch_no)
 
 
@@ -173,14 +311,20 @@ def batch_items(
     return {"batch_no": batch_no, "items": out, "next_after_seq": next_after}
 
 
-@router.get("/batches/{batch_no}/items")
+@router.get(
+    "/batches/{batch_no}/items",
+    response_model=None,
+    responses={200: {"model": ItemsPage}, **error_responses(404)},
+)
 async def get_batch_items(
-    batch_no: str,
+    batch_no: BatchNo,
     request: Request,
     client_id: Client,
-    state: Annotated[ItemState | None, Query()] = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    state: Annotated[ItemState | None, Query(description="only items in this state")] = None,
+    after_seq: Annotated[
+        int, Query(ge=0, le=SEQ_MAX, description="items after this sequence number")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="items per page")] = 200,
 ) -> dict[str, Any]:
     return await run_in_threadpool(
         batch_items, ctx_of(request), client_id, batch_no, state, after_seq, limit

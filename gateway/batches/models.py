@@ -41,7 +41,10 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64))
     batch_no: Mapped[str] = mapped_column(String(64))
-    content_sha256: Mapped[str] = mapped_column(String(64))
+    content_sha256: Mapped[str] = mapped_column(String(64))  # of the raw body
+    # SHA-256 of the canonical content (parsed, normalised; docs/intake.md): the idempotency
+    # key. None for batches received before it existed (they compare content_sha256).
+    content_key: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(20))
     serial: Mapped[str | None] = mapped_column(String(16), unique=True)
     region_code: Mapped[str] = mapped_column(String(12))
@@ -57,6 +60,7 @@ class Batch(Base):
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
+    warning_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -71,6 +75,25 @@ class BatchError(Base):
     """One reason a batch was rejected; all of them are kept (machine-readable)."""
 
     __tablename__ = "batch_errors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    seq: Mapped[int | None] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    message_zh: Mapped[str] = mapped_column(Text)
+    message_en: Mapped[str] = mapped_column(Text)
+    # the limit the value exceeded, where there is one (e.g. 60 gb18030_bytes)
+    limit_value: Mapped[int | None] = mapped_column(BigInteger)
+    limit_unit: Mapped[str | None] = mapped_column(String(16))
+
+
+class BatchWarning(Base):
+    """Something about an accepted (or rejected) batch worth a look that did not refuse it,
+    e.g. an ID number's address code unknown to GB/T 2260. At most
+    ``gateway.batches.service.MAX_WARNINGS`` are kept; ``Batch.warning_count`` counts all."""
+
+    __tablename__ = "batch_warnings"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)

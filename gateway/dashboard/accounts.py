@@ -9,25 +9,42 @@ Roles (角色):
 - ``auditor`` (审计): reads everything, in every region; never acts.
 - ``admin`` (系统管理员): manages accounts only; sees no payment data and takes no payment
   action.
+
+One person, one identity: the login name is the actor key written to the audit log and to
+every maker-checker record, in every channel (the dashboard, and the command line, which
+logs in with the same ``authenticate``). Login names are compared in their folded form
+(``gateway.kit.operators.actor_key``: NFKC, case folding), so ``ａｌｉｃｅ`` is ``alice``;
+a name holding control or invisible (format) characters is refused at creation and at
+login.
+
+Failed logins lock a name after ``dashboard_lockout_failures`` in a row, whether or not an
+account has that name: an unknown name answers exactly as a real one does (same message,
+same lock, one argon2 verification either way), so the answers tell nobody which accounts
+exist. Failures of unknown names are counted from the audit log's ``login.*`` rows, which
+every attempt writes anyway: nothing else is stored for them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.dashboard.models import OperatorAccount
 from gateway.dispatch.calendar import UnknownYearError, WorkingCalendar
 from gateway.kit.clock import CHINA, utcnow
+from gateway.kit.operators import actor_key, name_problem
 from gateway.rework.audit import record
+from gateway.rework.models import AuditRecord
 from gateway.settings import Settings
 
 
@@ -86,6 +103,18 @@ def password_hasher(settings: Settings) -> PasswordHasher:
     return _HASHERS[settings.dashboard_argon2_parameters]
 
 
+_DUMMY_HASHES: dict[str, str] = {}
+
+
+def _dummy_hash(settings: Settings) -> str:
+    """A hash of a random password, verified when there is no account to verify against,
+    so that an unknown name costs the same time as a real one."""
+    name = settings.dashboard_argon2_parameters
+    if name not in _DUMMY_HASHES:
+        _DUMMY_HASHES[name] = password_hasher(settings).hash(secrets.token_urlsafe(24))
+    return _DUMMY_HASHES[name]
+
+
 class AccountError(Exception):
     """A refused account operation, in Chinese and English, with a machine-readable code."""
 
@@ -118,6 +147,48 @@ class Principal:
     def actor(self) -> str:
         """The name written to the audit log and to maker-checker records."""
         return self.username
+
+    @property
+    def display(self) -> str:
+        """The login name with the person's real name, as shown to people."""
+        return f"{self.username}（{self.real_name}）"
+
+
+class Permission(StrEnum):
+    """What an action needs, the same for the dashboard and for the command line."""
+
+    SEE_PAYMENTS = "see_payments"
+    ACT = "act"
+    APPROVE = "approve"
+    MANAGE_ACCOUNTS = "manage_accounts"
+
+
+# permission → (the role's predicate, why it is refused in Chinese and English)
+PERMISSIONS: dict[Permission, tuple[Callable[[Role], bool], str, str]] = {
+    Permission.SEE_PAYMENTS: (
+        Role.sees_payments,
+        "系统管理员不能查看支付数据",
+        "administrators do not see payment data",
+    ),
+    Permission.ACT: (Role.acts_on_payments, "您的角色只能查看，不能操作", "your role is read-only"),
+    Permission.APPROVE: (
+        Role.approves,
+        "只有复核员可以执行此操作",
+        "only a supervisor may do this",
+    ),
+    Permission.MANAGE_ACCOUNTS: (
+        Role.manages_accounts,
+        "只有系统管理员可以管理账户",
+        "only an administrator manages accounts",
+    ),
+}
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    """Refuse (``AccountError`` ``forbidden``) unless the principal's role allows it."""
+    allowed, zh, en = PERMISSIONS[permission]
+    if not allowed(principal.role):
+        raise AccountError("forbidden", zh, en)
 
 
 def principal_of(account: OperatorAccount) -> Principal:
@@ -161,15 +232,37 @@ def check_password_policy(settings: Settings, username: str, password: str) -> N
         )
 
 
-def _validate(username: str, real_name: str, role: str, regions: Sequence[str]) -> Role:
+def login_name(value: str) -> str:
+    """The login name an account is stored and found under: ``value`` folded
+    (``actor_key``: NFKC, case folding). Refuses (``bad_username``) a name holding control
+    or invisible characters, and one whose folded form is not 2-32 lower-case letters,
+    digits or . _ - starting with a letter."""
+    if name_problem(value) is not None:
+        raise AccountError(
+            "bad_username",
+            "用户名不得包含控制字符或不可见字符",
+            "user names must not contain control or invisible (format) characters",
+        )
+    username = actor_key(value)
     if not USERNAME.match(username) or username in RESERVED_USERNAMES:
         raise AccountError(
             "bad_username",
             "用户名须为2-32位小写字母、数字或 . _ -，以字母开头",
             "user names are 2-32 lower-case letters, digits or . _ -, starting with a letter",
         )
+    return username
+
+
+def _validate(username: str, real_name: str, role: str, regions: Sequence[str]) -> Role:
+    login_name(username)
     if not real_name.strip() or len(real_name) > 64:
         raise AccountError("bad_real_name", "必须填写真实姓名", "a real name is required")
+    if name_problem(real_name) is not None:
+        raise AccountError(
+            "bad_real_name",
+            "真实姓名不得包含控制字符或不可见字符",
+            "a real name must not contain control or invisible (format) characters",
+        )
     try:
         parsed = Role(role)
     except ValueError:
@@ -203,7 +296,7 @@ def create_account(
 ) -> OperatorAccount:
     """Create an account; the initial password must be changed at first login unless
     ``must_change_password`` is False (the demo's accounts)."""
-    username = username.strip().lower()
+    username = login_name(username)
     parsed = _validate(username, real_name, role, regions)
     check_password_policy(settings, username, password)
     if session.scalar(select(OperatorAccount.id).where(OperatorAccount.username == username)):
@@ -224,8 +317,11 @@ def create_account(
         created_at=now,
         created_by=created_by,
     )
-    session.add(account)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(account)
+    except IntegrityError:  # created at the same moment by someone else
+        raise AccountError("username_taken", "用户名已存在", "the user name is taken") from None
     record(
         session,
         actor=created_by,
@@ -270,14 +366,18 @@ def set_supervisor(
         target_id=account.username,
         detail={
             "before": before.username if before else None,
-            "after": supervisor.strip().lower() if supervisor else None,
+            "after": actor_key(supervisor) if supervisor else None,
         },
     )
 
 
 def find_account(session: Session, username: str) -> OperatorAccount | None:
+    """The account of a login name, in its folded form (``ＬＩ.ＯＰ`` finds ``li.op``); None
+    for a name holding control or invisible characters, which no account has."""
+    if name_problem(username) is not None:
+        return None
     return session.scalar(
-        select(OperatorAccount).where(OperatorAccount.username == username.strip().lower())
+        select(OperatorAccount).where(OperatorAccount.username == actor_key(username)[:64])
     )
 
 
@@ -288,79 +388,115 @@ class LoginResult(StrEnum):
     DISABLED = "disabled"
 
 
-def authenticate(
-    session: Session, settings: Settings, username: str, password: str, *, client_ip: str | None
-) -> tuple[LoginResult, OperatorAccount | None]:
-    """Check a login; counts failures and locks the account after too many in a row.
+# what a refused login is told (the dashboard's login page says the same)
+LOGIN_MESSAGES: dict[LoginResult, tuple[str, str]] = {
+    LoginResult.OK: ("已登录", "logged in"),
+    LoginResult.BAD_CREDENTIALS: ("用户名或密码错误。", "Wrong user name or password."),
+    LoginResult.LOCKED: (
+        "账户已锁定：连续多次密码错误。请稍后再试或联系系统管理员解锁。",
+        "The account is locked after repeated failures. Try later or ask an administrator.",
+    ),
+    LoginResult.DISABLED: ("账户已停用，请联系系统管理员。", "The account is disabled."),
+}
 
-    Unknown user names and wrong passwords answer alike (no user enumeration); a locked
-    account is refused even with the right password, and the attempt is recorded."""
+
+def _unknown_name_state(
+    session: Session, settings: Settings, key: str, now: dt.datetime
+) -> tuple[bool, int]:
+    """For a name no account has: (locked now, failures in a row since its last lock),
+    from the audit log's ``login.*`` rows of that name, as an account counts them in its
+    ``failed_logins`` and ``locked_until``."""
+    last_lock = session.scalar(
+        select(func.max(AuditRecord.at)).where(
+            AuditRecord.actor == key, AuditRecord.action == "login.locked"
+        )
+    )
+    lock_span = dt.timedelta(minutes=settings.dashboard_lockout_minutes)
+    if last_lock is not None and last_lock + lock_span > now:
+        return True, 0
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditRecord)
+        .where(
+            AuditRecord.actor == key,
+            AuditRecord.action == "login.failed",
+            *([AuditRecord.at > last_lock] if last_lock is not None else []),
+        )
+    )
+    return False, int(failures or 0)
+
+
+def authenticate(
+    session: Session,
+    settings: Settings,
+    username: str,
+    password: str,
+    *,
+    client_ip: str | None,
+    channel: str = "dashboard",
+) -> tuple[LoginResult, OperatorAccount | None]:
+    """Check a login (the dashboard's, and the command line's: ``channel``); counts
+    failures and locks the name after too many in a row.
+
+    Unknown user names and wrong passwords answer alike, and so do their locks: an unknown
+    name is locked after the same number of failures, for the same time (no user
+    enumeration). Each attempt that is not refused by a lock verifies one argon2id hash —
+    the account's, or a dummy one for a name no account has. A name holding control or
+    invisible characters never logs in; it fails (and locks) as the account it imitates.
+    A locked name is refused even with the right password; a disabled account is told so
+    only with the right password. Every attempt is recorded."""
     now = utcnow()
-    account = find_account(session, username)
-    detail = {"ip": client_ip}
-    if account is None:
-        # spend the same time as a real verification
-        password_hasher(settings).hash(password)
+    key = actor_key(username)[:64] or "-"
+    refused_name = name_problem(username) is not None
+    account = find_account(session, key)
+    detail: dict[str, object] = {"ip": client_ip}
+    if channel != "dashboard":
+        detail["channel"] = channel
+    actor = account.username if account is not None else key
+
+    def audit(action: str, **more: object) -> None:
         record(
-            session,
-            actor=username.strip().lower()[:64] or "-",
-            action="login.failed",
-            target_type="account",
-            target_id=None,
-            detail={**detail, "why": "unknown_user"},
-        )
-        return LoginResult.BAD_CREDENTIALS, None
-    if account.disabled:
-        record(
-            session,
-            actor=account.username,
-            action="login.refused",
-            target_type="account",
-            target_id=account.username,
-            detail={**detail, "why": "disabled"},
-        )
-        return LoginResult.DISABLED, account
-    if account.locked_until is not None and account.locked_until > now:
-        record(
-            session,
-            actor=account.username,
-            action="login.refused",
-            target_type="account",
-            target_id=account.username,
-            detail={**detail, "why": "locked"},
-        )
+            session, actor=actor, action=action, target_type="account",
+            target_id=account.username if account is not None else None,
+            detail={**detail, **more},
+        )  # fmt: skip
+
+    if account is not None:
+        locked = account.locked_until is not None and account.locked_until > now
+        failures = account.failed_logins
+    else:
+        locked, failures = _unknown_name_state(session, settings, key, now)
+    if locked:
+        audit("login.refused", why="locked")
         return LoginResult.LOCKED, account
+    hasher = password_hasher(settings)
+    target = account.password_hash if account is not None and not refused_name else None
     try:
-        password_hasher(settings).verify(account.password_hash, password)
+        hasher.verify(target or _dummy_hash(settings), password)
+        verified = target is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        account.failed_logins += 1
-        locked = account.failed_logins >= settings.dashboard_lockout_failures
-        if locked:
-            account.locked_until = now + dt.timedelta(minutes=settings.dashboard_lockout_minutes)
-            account.failed_logins = 0
-        record(
-            session,
-            actor=account.username,
-            action="login.locked" if locked else "login.failed",
-            target_type="account",
-            target_id=account.username,
-            detail={**detail, "why": "bad_password"},
-        )
-        return (LoginResult.LOCKED if locked else LoginResult.BAD_CREDENTIALS), account
+        verified = False
+    if not verified or account is None:
+        failures += 1
+        lock = failures >= settings.dashboard_lockout_failures
+        if account is not None:
+            account.failed_logins = 0 if lock else failures
+            if lock:
+                account.locked_until = now + dt.timedelta(
+                    minutes=settings.dashboard_lockout_minutes
+                )
+        why = "bad_name" if refused_name else "bad_password" if account else "unknown_user"
+        audit("login.locked" if lock else "login.failed", why=why)
+        return (LoginResult.LOCKED if lock else LoginResult.BAD_CREDENTIALS), account
+    if account.disabled:
+        audit("login.refused", why="disabled")
+        return LoginResult.DISABLED, account
     account.failed_logins = 0
     account.locked_until = None
     account.last_login_at = now
-    hasher = password_hasher(settings)
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
-    record(
-        session,
-        actor=account.username,
-        action="login.ok",
-        target_type="account",
-        target_id=account.username,
-        detail=detail,
-    )
+    audit("login.ok")
     return LoginResult.OK, account
 
 

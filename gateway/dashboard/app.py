@@ -4,14 +4,17 @@ live here; each business area's pages live in ``gateway.dashboard.views``."""
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import Context
 from gateway.dashboard.accounts import (
@@ -26,29 +29,33 @@ from gateway.dashboard.accounts import (
 from gateway.dashboard.sessions import csrf_matches, end_session, end_sessions_of, start_session
 from gateway.dashboard.views import ROUTERS
 from gateway.dashboard.web import (
-    LANG_COOKIE,
+    NO_STORE,
+    ROOT_KEY,
     Forbidden,
     FormRejected,
     LoginRequired,
     NotFound,
     PasswordChangeRequired,
     Viewer,
+    check_path_parameters,
+    clear_cookie,
     client_ip,
     cookie_name,
     current_viewer,
     form_text,
     password_form,
     password_viewer,
+    path_in_dashboard,
     redirect,
     render,
+    safe_next,
+    set_cookie,
     unit_of_work,
 )
 from gateway.kit.logging import get_logger
 from gateway.rework.errors import ReworkError
 
 log = get_logger(__name__)
-
-LOGIN_CSRF_COOKIE = "gw_login_csrf"
 
 # No inline script or style: what the pages need comes from /static (CSP 'self').
 SECURITY_HEADERS = {
@@ -60,13 +67,137 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+# the largest form a page posts is well under this (a notes field, 50 checked items)
+MAX_BODY_BYTES = 1024 * 1024
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+# status → (code, 中文, English) of the error pages other than those raised by the views
+_HTTP_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "请求格式无效", "the request is malformed"),
+    405: ("method_not_allowed", "不支持此请求方式", "method not allowed"),
+    413: (
+        "too_large",
+        f"提交的内容过大（上限 {MAX_BODY_BYTES // 1024} KiB）",
+        f"the request body is too large (at most {MAX_BODY_BYTES // 1024} KiB)",
+    ),
+}
+_INTERNAL = (
+    "internal_error",
+    "系统内部错误，操作可能未完成。请先查看记录的当前状态，再决定是否重做。",
+    "internal error: the action may not have been done. Look at the record's state before "
+    "doing it again.",
+)
 
 
-def _safe_next(value: str | None) -> str:
-    """Only a path inside the dashboard (no scheme, no host, no ``//``)."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
+def error_page(
+    request: Request,
+    viewer: Viewer | None,
+    status_code: int,
+    code: str,
+    zh: str,
+    en: str,
+    *,
+    back: str | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    response = render(
+        request, "error.html", viewer, status_code=status_code, code=code, zh=zh, en=en,
+        back=back, field=field,
+    )  # fmt: skip
+    for k, v in (headers or {}).items():
+        response.headers.setdefault(k, v)
+    return response
+
+
+def not_found_page(request: Request, viewer: Viewer | None) -> Response:
+    return error_page(request, viewer, 404, "not_found", NotFound.zh, NotFound.en)
+
+
+def _viewer_of(request: Request) -> Viewer | None:
+    """The logged-in viewer of a request no page handled (an unknown address), so that its
+    404 looks like a page's own; None when nobody is logged in."""
+    viewer: Viewer | None = getattr(request.state, "viewer", None)
+    if viewer is not None:
+        return viewer
+    try:
+        return current_viewer(request)
+    except (LoginRequired, PasswordChangeRequired):
+        return None
+
+
+class BodyTooLargeError(Exception):
+    """A request body past ``MAX_BODY_BYTES`` (raised while it is read)."""
+
+
+class DashboardGuard:
+    """Around every dashboard request (pure ASGI, between the framework's own error
+    middleware and the exception handlers):
+
+    - every response, error pages included, carries the security headers and, unless it is
+      a static file, ``no-store``;
+    - a body over ``MAX_BODY_BYTES`` is refused (413): a declared one before anything
+      reads it, an undeclared (chunked) one as soon as the reading passes the limit;
+    - an exception no handler took becomes the 500 page, logged, never a dropped
+      connection or a page without the headers."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.headers = dict(SECURITY_HEADERS)
+        if hsts:
+            self.headers["Strict-Transport-Security"] = "max-age=31536000"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        root = str(scope.get("root_path", ""))
+        scope[ROOT_KEY] = root
+        is_static = str(scope.get("path", "")).removeprefix(root).startswith("/static/")
+
+        async def send_guarded(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                for k, v in self.headers.items():
+                    headers.setdefault(k, v)
+                if not (is_static and int(message["status"]) < 400):
+                    for k, v in NO_STORE.items():
+                        headers.setdefault(k, v)
+            await send(message)
+
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise BodyTooLargeError
+            return message
+
+        declared = Headers(scope=scope).get("content-length", "")
+        too_large = declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES
+        try:
+            if too_large:
+                raise BodyTooLargeError
+            await self.app(scope, receive_limited, send_guarded)
+        except BodyTooLargeError:
+            if started:
+                raise
+            code, zh, en = _HTTP_ERRORS[413]
+            response = error_page(Request(scope), None, 413, code, zh, en)
+            await response(scope, receive, send_guarded)
+        except Exception as exc:
+            log.error("dashboard.unexpected_error", path=scope.get("path"), exc_info=exc)
+            if started:
+                raise
+            code, zh, en = _INTERNAL
+            response = error_page(Request(scope, receive), None, 500, code, zh, en)
+            await response(scope, receive, send_guarded)
 
 
 def create_dashboard(ctx: Context) -> FastAPI:
@@ -75,24 +206,15 @@ def create_dashboard(ctx: Context) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in ROUTERS:
         app.include_router(router)
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        if ctx.settings.dashboard_secure_cookies:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+    app.add_middleware(DashboardGuard, hsts=ctx.settings.dashboard_secure_cookies)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, _exc: LoginRequired) -> Response:
-        path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-        nxt = path + ("?" + request.url.query if request.url.query else "")
-        response = redirect(request, "/login", next=nxt if request.method == "GET" else None)
-        response.delete_cookie(cookie_name(ctx), path="/")
+        nxt = path_in_dashboard(request) + ("?" + request.url.query if request.url.query else "")
+        response = redirect(
+            request, "/login", next=safe_next(nxt) if request.method == "GET" else None
+        )
+        clear_cookie(response, ctx, "session")
         return response
 
     @app.exception_handler(PasswordChangeRequired)
@@ -102,39 +224,53 @@ def create_dashboard(ctx: Context) -> FastAPI:
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:
         viewer = getattr(request.state, "viewer", None)
-        return render(
-            request, "error.html", viewer, status_code=403, code="forbidden", zh=exc.zh, en=exc.en
-        )
+        return error_page(request, viewer, 403, "forbidden", exc.zh, exc.en)
 
     @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> Response:
-        viewer = getattr(request.state, "viewer", None)
-        return render(
-            request, "error.html", viewer, status_code=404, code="not_found", zh=exc.zh, en=exc.en
+    async def not_found(request: Request, _exc: NotFound) -> Response:
+        return not_found_page(request, getattr(request.state, "viewer", None))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """What the framework refuses itself: an address no route has (or a path parameter
+        its converter does not match), a method a route does not take, a body too large or
+        a form that does not parse."""
+        if exc.status_code == 404:
+            return not_found_page(request, _viewer_of(request))
+        code, zh, en = _HTTP_ERRORS.get(
+            exc.status_code,
+            (f"http_{exc.status_code}", "请求未能完成", "the request was not completed"),
         )
+        viewer = getattr(request.state, "viewer", None)
+        return error_page(
+            request, viewer, exc.status_code, code, zh, en, headers=dict(exc.headers or {})
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        loc = errors[0].get("loc", ()) if errors else ()
+        field = str(loc[-1]) if loc else None
+        code, zh, en = _HTTP_ERRORS[400]
+        viewer = getattr(request.state, "viewer", None)
+        return error_page(request, viewer, 400, code, zh, en, field=field)
 
     @app.exception_handler(FormRejected)
     async def rejected(request: Request, exc: FormRejected) -> Response:
         viewer = getattr(request.state, "viewer", None)
-        return render(
-            request, "error.html", viewer, status_code=400, code=exc.code, zh=exc.zh, en=exc.en,
-            back=exc.back,
-        )  # fmt: skip
+        return error_page(
+            request, viewer, 400, exc.code, exc.zh, exc.en, back=exc.back, field=exc.field
+        )
 
     @app.exception_handler(ReworkError)
     async def rework_rejected(request: Request, exc: ReworkError) -> Response:
         viewer = getattr(request.state, "viewer", None)
-        return render(
-            request, "error.html", viewer, status_code=400, code=exc.code,
-            zh=exc.message_zh, en=exc.message_en,
-        )  # fmt: skip
+        return error_page(request, viewer, 400, exc.code, exc.message_zh, exc.message_en)
 
     @app.exception_handler(AccountError)
     async def account_rejected(request: Request, exc: AccountError) -> Response:
         viewer = getattr(request.state, "viewer", None)
-        return render(
-            request, "error.html", viewer, status_code=400, code=exc.code, zh=exc.zh, en=exc.en
-        )
+        return error_page(request, viewer, 400, exc.code, exc.zh, exc.en)
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request, viewer: Viewer = Depends(current_viewer)) -> Response:  # noqa: B008
@@ -142,35 +278,31 @@ def create_dashboard(ctx: Context) -> FastAPI:
             return redirect(request, "/accounts")
         return redirect(request, "/overview")
 
-    @app.get("/lang/{code}")
+    @app.get("/lang/{code:word}")
     def set_language(request: Request, code: str, next: str = "/") -> Response:
-        response = redirect(request, _safe_next(next))
+        response = redirect(request, safe_next(next))
         if code in {"zh", "en"}:
-            response.set_cookie(
-                LANG_COOKIE, code, max_age=365 * 86400, samesite="lax",
-                secure=ctx.settings.dashboard_secure_cookies, path="/",
-            )  # fmt: skip
+            set_cookie(response, ctx, "lang", code, max_age=365 * 86400)
         return response
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
-        token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+        token = request.cookies.get(cookie_name(ctx, "login_csrf"), "")
+        if not _TOKEN.fullmatch(token):
+            token = secrets.token_urlsafe(32)
         response = render(
-            request, "login.html", None, next=_safe_next(next), error=error, login_csrf=token
+            request, "login.html", None, next=safe_next(next), error=error, login_csrf=token
         )
-        response.set_cookie(
-            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-            secure=ctx.settings.dashboard_secure_cookies, path="/",
-        )  # fmt: skip
+        set_cookie(response, ctx, "login_csrf", token)
         return response
 
     @app.post("/login")
     async def login(request: Request) -> Response:
         form: FormData = await request.form()
-        nxt = _safe_next(form_text(form, "next"))
+        nxt = safe_next(form.get("next"))
         presented = form.get("csrf_token")
         if not csrf_matches(
-            request.cookies.get(LOGIN_CSRF_COOKIE, ""),
+            request.cookies.get(cookie_name(ctx, "login_csrf"), ""),
             presented if isinstance(presented, str) else None,
         ):
             return redirect(request, "/login", next=nxt, error="csrf")
@@ -189,11 +321,8 @@ def create_dashboard(ctx: Context) -> FastAPI:
         if token is None:
             return redirect(request, "/login", next=nxt, error=result.value)
         response = redirect(request, "/password" if expired else nxt)
-        response.set_cookie(
-            cookie_name(ctx), token, httponly=True, samesite="strict",
-            secure=ctx.settings.dashboard_secure_cookies, path="/",
-        )  # fmt: skip
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+        set_cookie(response, ctx, "session", token)
+        clear_cookie(response, ctx, "login_csrf")
         return response
 
     @app.post("/logout")
@@ -209,7 +338,7 @@ def create_dashboard(ctx: Context) -> FastAPI:
             record(s, actor=viewer.actor, action="logout", target_type="account",
                    target_id=viewer.actor)  # fmt: skip
         response = redirect(request, "/login")
-        response.delete_cookie(cookie_name(ctx), path="/")
+        clear_cookie(response, ctx, "session")
         return response
 
     @app.get("/password", response_class=HTMLResponse)
@@ -250,4 +379,5 @@ def create_dashboard(ctx: Context) -> FastAPI:
             end_sessions_of(s, account.id, keep=viewer.session_id)
         return redirect(request, "/", done="password_changed")
 
+    check_path_parameters(app)
     return app

@@ -67,8 +67,6 @@ GROUP_LABELS = {
     "closed": ("已重发/退库/取消", "re-issued / refunded / cancelled"),
 }
 OPEN_OUTCOMES = (ItemState.UNKNOWN.value, ItemState.OPERATOR_CASE.value)
-# the largest id a BIGINT column holds: a larger one in a URL is simply not found
-MAX_ID = 2**63 - 1
 
 
 def item_group(state: str) -> str:
@@ -88,6 +86,7 @@ EVENT_LABELS: dict[str, tuple[str, str]] = {
     "plan": ("生成银行文件", "bank file planned"),
     "all_delivered": ("全部送达银行", "all delivered to the bank"),
     "all_final": ("全部明细已有结果", "every item final"),
+    "unsendable": ("无法生成银行文件，未发送", "bank file could not be made; not sent"),
     "reconcile": ("对账完成", "reconciled"),
     # item events
     "deliver": ("送达银行", "delivered to the bank"),
@@ -122,6 +121,10 @@ CASE_KINDS: dict[str, tuple[str, str]] = {
     "result_mismatch": ("回盘金额或账号不符", "result differs from what was sent"),
     "conflicting_result": ("结果前后矛盾", "conflicting results"),
     "calendar_unknown_year": ("工作日历缺少年份", "calendar year missing"),
+    "request_unrenderable": ("批次数据无法写入银行文件", "batch data cannot be written"),
+    "dispatch_config_error": ("银行配置错误，无法生成银行文件", "bank file could not be made"),
+    "delivery_config_error": ("发送配置错误", "delivery configuration broken"),
+    "delivery_error": ("发送多次出错", "delivery kept failing"),
 }
 
 SMS_GROUPS = ("delivered", "sent", "failed", "pending", "skipped")

@@ -464,7 +464,8 @@ def _send(client: GatewayClient, payload: dict[str, Any], say: Any) -> int:
     )
     if response.status_code == 422:
         for err in body["errors"][:6]:
-            say(f"    item {err['seq']} {err['field']}: {err['code']} — {err['message_zh']}")
+            where = "batch" if err["seq"] is None else f"item {err['seq']}"
+            say(f"    {where} {err['field']}: {err['code']} — {err['message_zh']}")
     status: int = response.status_code
     return status
 

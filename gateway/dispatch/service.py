@@ -12,6 +12,28 @@ across a network call:
    the final name; then record delivery. Errors are classified by the adapter: never-sent →
    retry later with backoff; outcome unknown → inquiry next time, never a blind resend;
    host key / conflicting far-side content → an operator case.
+
+Nothing is retried for ever. A failure that will happen again on every attempt is acted on
+at once; one that may pass is retried within a budget, then handed to a person. Either way
+an operator case is opened and upstream hears of it in the same worker cycle:
+
+- **The file cannot be made** (``plan_one``): the batch's data cannot be written in the
+  bank's format (a ``FormatError``/``FieldError``), or the bank configuration is broken
+  (signing key, format or API settings, an unknown profile, the PII key). No file exists,
+  so the bank cannot have any item: every item fails (``unsendable``, reason
+  ``request_unrenderable`` / ``dispatch_config_error``), the batch completes, and a case
+  names the field or the error. Upstream receives ``item.failed`` and ``batch.completed``;
+  the items are paid again by the usual correction / re-issue procedure. Database trouble
+  (locked, connection lost) is not such a failure: the batch keeps its lease and is tried
+  again when the lease expires, while the other batches go ahead.
+- **The file cannot be delivered**: never-sent errors are retried with backoff up to
+  ``delivery_max_attempts``, unknown outcomes are inquired about up to
+  ``inquiry_max_attempts``, and an error no adapter classified counts as an unknown outcome
+  (it may have happened after bytes left). A delivery configuration that cannot even be
+  built (transport or API settings, keys) is escalated at once. An escalated file's items
+  go to ``operator_case`` — never ``failed``: an earlier attempt may have reached the bank
+  (a crash after an upload, a lost answer), and only an inquiry or the bank's word may
+  settle them — and upstream receives ``item.operator_case``.
 """
 
 from __future__ import annotations
@@ -20,9 +42,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.batches.models import Batch, PaymentItem
@@ -38,7 +62,9 @@ from gateway.payments.states import BatchEvent, BatchState, FileState, ItemEvent
 from gateway.payments.transitions import complete_if_final, move_batch, move_items
 from gateway.ports import (
     AdapterError,
+    FieldError,
     FileTransport,
+    FormatError,
     HostKeyError,
     NeverSentError,
     OutcomeUnknownError,
@@ -47,10 +73,11 @@ from gateway.ports import (
     RequestItem,
     TransportError,
 )
-from gateway.profiles import BankProfile
+from gateway.profiles import BankProfile, ProfileError
 
 log = get_logger(__name__)
 FILE_PURPOSE = "outbound-file"
+_A = TypeVar("_A")
 
 
 def _crash_point(ctx: Context, name: str) -> None:
@@ -62,6 +89,31 @@ def _crash_point(ctx: Context, name: str) -> None:
 
 def _lease_free(model: type[Batch] | type[OutboundFile], now: dt.datetime) -> object:
     return or_(model.lease_until.is_(None), model.lease_until < now)
+
+
+class DeferredError(Exception):
+    """Database trouble while working on one claimed batch or file (``cause`` is the
+    database's error). Nothing was decided: the work keeps its lease, so it is tried
+    again once the lease expires and the next call of the step takes other work."""
+
+    def __init__(self, what: str, ident: int) -> None:
+        super().__init__(f"{what} {ident} deferred until its lease expires")
+        self.what = what
+        self.ident = ident
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Trouble that may pass by itself: the database (locked, connection lost, pool
+    exhausted) or memory. Anything else in rendering, signing or building an adapter fails
+    the same way on every attempt."""
+    return isinstance(exc, SQLAlchemyError | MemoryError)
+
+
+def _profile_of(ctx: Context, name: str) -> BankProfile:
+    profile = ctx.profiles.get(name)
+    if profile is None:
+        raise ProfileError(f"bank profile {name!r} is not configured")
+    return profile
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -171,12 +223,27 @@ def plan_one(ctx: Context, owner: str) -> bool:
     batch_id = _claim(ctx, Batch, candidates, owner)
     if batch_id is None:
         return False
+    try:
+        return _plan_claimed(ctx, owner, batch_id)
+    except SQLAlchemyError as exc:
+        raise DeferredError("batch", batch_id) from exc
+
+
+def _plan_claimed(ctx: Context, owner: str, batch_id: int) -> bool:
     with session_scope(ctx.sessions) as session:
         batch = session.get(Batch, batch_id, with_for_update=True)
         if batch is None or batch.state != BatchState.ACCEPTED or batch.lease_owner != owner:
             return False
-        profile = ctx.profiles[batch.bank_profile]
-        planned = _render_files(ctx, session, batch, profile)
+        try:
+            profile = _profile_of(ctx, batch.bank_profile)
+            planned = _render_files(ctx, session, batch, profile)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the lease stays ours until it expires (DeferredError)
+            # the same on every attempt: act now, in this transaction (nothing written yet)
+            failure = Unsendable.of(exc)
+            _record_unsendable(ctx, session, batch, owner, failure)
+            return True
         session.add_all(f for f, _, _ in planned)
         session.flush()
         for f, first_seq, last_seq in planned:
@@ -195,6 +262,109 @@ def plan_one(ctx: Context, owner: str) -> bool:
         batch.lease_until = None
     log.info("dispatch.planned", batch_serial=batch.serial, files=len(planned))
     return True
+
+
+_FIELD_ZH = {
+    "batch_serial": "批次流水号",
+    "file_no": "文件序号",
+    "payer_account": "付款账号",
+    "payer_name": "付款单位名称",
+    "subsidy_code": "补贴项目代码",
+    "subsidy_name": "补贴项目名称",
+    "period": "发放期间",
+    "created_on": "日期",
+    "serial": "明细流水号",
+    "account_no": "账号",
+    "name": "姓名",
+    "id_number": "身份证号",
+    "amount_fen": "金额",
+    "remark": "备注",
+}
+_FIELD_CODE_ZH = {
+    "not_encodable": "含无法编码的字符或控制字符",
+    "too_long": "超出银行格式允许的长度",
+    "out_of_range": "超出银行格式允许的范围",
+    "invalid": "不符合银行格式",
+    "empty": "为空",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unsendable:
+    """Why a batch's bank file cannot be made; ``kind`` is both the operator case's kind
+    and its items' reason code."""
+
+    kind: str  # request_unrenderable | dispatch_config_error
+    error_type: str
+    message: str
+    field: str | None = None
+    code: str | None = None
+
+    @classmethod
+    def of(cls, exc: Exception) -> Unsendable:
+        kind, message = type(exc).__name__, f"{type(exc).__name__}: {exc}"[:2000]
+        if isinstance(exc, FieldError):
+            return cls("request_unrenderable", kind, message, exc.field_name, exc.code)
+        if isinstance(exc, FormatError):
+            return cls("request_unrenderable", kind, message)
+        return cls("dispatch_config_error", kind, message)
+
+    def summary_zh(self, items: int) -> str:
+        if self.kind == "request_unrenderable":
+            if self.field is not None:
+                what = (
+                    f"字段「{_FIELD_ZH.get(self.field, self.field)}」"
+                    f"{_FIELD_CODE_ZH.get(self.code or '', '不符合银行格式')}"
+                )
+            else:
+                what = "数据不符合银行文件格式"
+            return (
+                f"批次数据无法写入银行文件：{what}。未发送银行，{items}笔明细已置为支付失败；"
+                "请更正批次数据后重新发放"
+            )
+        return (
+            f"银行配置错误，无法生成或签名银行文件（{self.error_type}）。未发送银行，"
+            f"{items}笔明细已置为支付失败；请修正银行配置（如签名密钥）后重新发放"
+        )
+
+
+def _record_unsendable(
+    ctx: Context, session: Session, batch: Batch, owner: str, failure: Unsendable
+) -> None:
+    """The batch's file cannot be made: no file exists, so the bank has none of its items.
+    Every item fails, the batch completes (upstream hears of both through the event trail)
+    and an operator case says why. Nothing is tried again."""
+    detail: dict[str, object] = {"case": failure.kind, "error": failure.error_type}
+    if failure.field is not None:
+        detail.update(field=failure.field, code=failure.code)
+    failed = move_items(
+        session,
+        PaymentItem.batch_id == batch.id,
+        ItemEvent.UNSENDABLE,
+        owner,
+        values={"reason_code": failure.kind, "bank_code": None, "bank_message": None},
+        detail=detail,
+    )
+    move_batch(session, batch, BatchEvent.UNSENDABLE, owner, detail={**detail, "items": failed})
+    batch.lease_owner = None
+    batch.lease_until = None
+    session.add(
+        OperatorCase(
+            kind=failure.kind,
+            batch_id=batch.id,
+            summary=failure.summary_zh(failed),
+            evidence=failure.message,
+        )
+    )
+    log.error(
+        "dispatch.unsendable",
+        batch_serial=batch.serial,
+        kind=failure.kind,
+        error_type=failure.error_type,
+        field=failure.field,
+        code=failure.code,
+        items=failed,
+    )
 
 
 def _render_files(
@@ -271,6 +441,24 @@ class _FarSideConflictError(AdapterError):
     """A file with our final name but other content is on the far side."""
 
 
+class _DeliveryConfigError(Exception):
+    """The transport or API client cannot be built from the bank profile (unreadable keys,
+    bad settings): nothing was sent, and the next attempt would fail the same way."""
+
+
+def _built(build: Callable[[], _A]) -> _A:
+    """An adapter built from the profile; a failure that is not the adapter's own (a
+    TransportError of a transport that connects at once, say) is a configuration error."""
+    try:
+        return build()
+    except AdapterError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        raise _DeliveryConfigError(f"{type(exc).__name__}: {exc}") from exc
+
+
 def deliver_one(ctx: Context, owner: str) -> bool:
     """Deliver (or inquire about) one planned/unknown file; True when something was done."""
     now = utcnow()
@@ -290,6 +478,13 @@ def deliver_one(ctx: Context, owner: str) -> bool:
     file_id = _claim(ctx, OutboundFile, candidates, owner)
     if file_id is None:
         return False
+    try:
+        return _deliver_claimed(ctx, owner, file_id)
+    except SQLAlchemyError as exc:
+        raise DeferredError("file", file_id) from exc
+
+
+def _deliver_claimed(ctx: Context, owner: str, file_id: int) -> bool:
     with session_scope(ctx.sessions) as session:
         f = session.get(OutboundFile, file_id)
         if f is None or not FileState(f.state).needs_work():
@@ -298,14 +493,23 @@ def deliver_one(ctx: Context, owner: str) -> bool:
         f.attempts += 1
         if was_unknown:
             f.inquiries += 1
-        profile = ctx.profiles[f.bank_profile]
-        data = ctx.pii.decrypt_bytes(FILE_PURPOSE, f.content_enc)
         snapshot = (f.id, f.file_name, f.signature_name, f.sha256, f.size, f.signature)
+        profile_name, content_enc = f.bank_profile, f.content_enc
         batch_serial = session.scalar(select(Batch.serial).where(Batch.id == f.batch_id)) or ""
         file_no = f.file_no
         attempts, inquiries = f.attempts, f.inquiries
     # ---- no transaction is open from here until the outcome is recorded ----
     fid, name, sig_name, sha, size, signature = snapshot
+    try:
+        # what the delivery needs before anything can leave (an unknown profile, the PII
+        # key): a broken configuration fails the same way on every attempt
+        profile = _profile_of(ctx, profile_name)
+        data = ctx.pii.decrypt_bytes(FILE_PURPOSE, content_enc)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        _escalate(ctx, fid, owner, "delivery_config_error", f"{type(exc).__name__}: {exc}")
+        return True
     if profile.is_api:
         return _deliver_api(
             ctx, profile, fid, owner, (batch_serial, file_no, name), data, attempts, inquiries
@@ -314,6 +518,10 @@ def deliver_one(ctx: Context, owner: str) -> bool:
         uploaded = retry_never_sent(
             lambda: _deliver(ctx, profile, name, sig_name, sha, size, data, signature)
         )
+    except _DeliveryConfigError as exc:
+        # an earlier attempt may have reached the bank: escalated, never failed
+        _escalate(ctx, fid, owner, "delivery_config_error", str(exc))
+        return True
     except HostKeyError as exc:
         _escalate(ctx, fid, owner, "host_key", str(exc))
         return True
@@ -324,13 +532,32 @@ def deliver_one(ctx: Context, owner: str) -> bool:
         _retry_later(ctx, fid, owner, attempts, exc, unknown=False)
         return True
     except (OutcomeUnknownError, TransportError) as exc:
-        if inquiries >= ctx.settings.inquiry_max_attempts:
-            _escalate(ctx, fid, owner, "outcome_unknown", str(exc))
-        else:
-            _retry_later(ctx, fid, owner, attempts, exc, unknown=True)
+        _inquire_later(ctx, fid, owner, attempts, inquiries, exc, "outcome_unknown")
+        return True
+    except Exception as exc:
+        # no adapter classified it, so it may have happened after bytes left: an unknown
+        # outcome, inquired about within the same budget
+        _inquire_later(ctx, fid, owner, attempts, inquiries, exc, "delivery_error")
         return True
     _record_delivered(ctx, fid, owner, uploaded=uploaded)
     return True
+
+
+def _inquire_later(
+    ctx: Context,
+    file_id: int,
+    owner: str,
+    attempts: int,
+    inquiries: int,
+    exc: Exception,
+    kind: str,
+) -> None:
+    """An attempt whose outcome is unknown: inquire next time, or hand the file to a person
+    once the inquiries are used up."""
+    if inquiries >= ctx.settings.inquiry_max_attempts:
+        _escalate(ctx, file_id, owner, kind, f"{type(exc).__name__}: {exc}")
+    else:
+        _retry_later(ctx, file_id, owner, attempts, exc, unknown=True)
 
 
 def _deliver_api(
@@ -345,9 +572,9 @@ def _deliver_api(
 ) -> bool:
     """Submit to an API bank. After any earlier attempt, ask the bank first: it may have
     taken the submission although we never saw its answer."""
-    api = profile.api
     serial, file_no, request_id = ids
     try:
+        api = _built(lambda: profile.api)
         if attempts > 1 or inquiries > 0:
             status = retry_never_sent(lambda: api.inquire(serial, file_no))
             if status is not None:
@@ -364,14 +591,19 @@ def _deliver_api(
         else:
             _record_rejected(ctx, file_id, owner, exc)
         return True
+    except _DeliveryConfigError as exc:
+        _escalate(ctx, file_id, owner, "delivery_config_error", str(exc))
+        return True
     except NeverSentError as exc:
         _retry_later(ctx, file_id, owner, attempts, exc, unknown=False)
         return True
     except TransportError as exc:
-        if inquiries >= ctx.settings.inquiry_max_attempts:
-            _escalate(ctx, file_id, owner, "outcome_unknown", str(exc))
-        else:
-            _retry_later(ctx, file_id, owner, attempts, exc, unknown=True)
+        _inquire_later(ctx, file_id, owner, attempts, inquiries, exc, "outcome_unknown")
+        return True
+    except Exception as exc:
+        # not classified by the adapter (a response it could not use, say): the bank may
+        # have taken the submission, so an unknown outcome, inquired about next time
+        _inquire_later(ctx, file_id, owner, attempts, inquiries, exc, "delivery_error")
         return True
     log.info("dispatch.submitted", request_id=request_id, replayed=ack.replayed)
     _record_delivered(ctx, file_id, owner, uploaded=not ack.replayed)
@@ -426,7 +658,7 @@ def _deliver(
     signature: bytes,
 ) -> bool:
     """Inquire, upload if absent, verify. Returns True when this call uploaded the file."""
-    with profile.open_transport() as t:
+    with _built(profile.open_transport) as t:
         if _verified_on_far_side(t, profile.inbox, name, sha, size):
             log.info("dispatch.found_on_far_side", file=name)
             return False
@@ -488,19 +720,19 @@ def _record_delivered(ctx: Context, file_id: int, owner: str, *, uploaded: bool)
 
 
 def _retry_later(
-    ctx: Context, file_id: int, owner: str, attempts: int, exc: TransportError, *, unknown: bool
+    ctx: Context, file_id: int, owner: str, attempts: int, exc: Exception, *, unknown: bool
 ) -> None:
     s = ctx.settings
     with session_scope(ctx.sessions) as session:
         f = session.get(OutboundFile, file_id, with_for_update=True)
         if f is None or f.lease_owner != owner:
             return
-        f.last_error = f"{type(exc).__name__}: {exc}"
+        f.last_error = f"{type(exc).__name__}: {exc}"[:2000]
         f.next_attempt_at = next_attempt_at(
             attempts,
             initial=s.retry_initial_seconds,
             maximum=s.retry_max_seconds,
-            retry_after=exc.retry_after,
+            retry_after=exc.retry_after if isinstance(exc, TransportError) else None,
         )
         f.lease_owner = None
         f.lease_until = None
@@ -514,8 +746,12 @@ def _retry_later(
                 detail={"file": f.file_name, "error": f.last_error},
             )
         elif not unknown and attempts >= s.delivery_max_attempts:
+            # the retry budget is spent: a person takes over (upstream hears of it). The
+            # items are held, not failed: a crash after an earlier upload leaves a file on
+            # the far side that this error kept us from seeing.
             _open_case(session, f, "never_sent", f.last_error)
             f.state = FileState.ESCALATED
+            _hold_items(session, f, owner, "never_sent")
     log.warning(
         "dispatch.retry_later",
         file_id=file_id,
@@ -534,6 +770,9 @@ def _open_case(session: Session, f: OutboundFile, kind: str, evidence: str | Non
         "submission_rejected": "银行拒绝了整笔代发请求",
         "idempotency_conflict": "银行报告同一请求号已用于不同内容，已停止发送，请与银行核对",
         "bank_auth_refused": "银行拒绝了本系统的签名或客户号，请检查密钥配置后重新发送",
+        "delivery_config_error": "发送配置错误（银行连接参数、密钥文件等），已停止发送；"
+        "修正配置后请重新查询",
+        "delivery_error": "发送时多次出现未分类的错误，无法确认文件是否送达银行，已停止发送",
     }
     session.add(
         OperatorCase(
@@ -551,14 +790,20 @@ def _escalate(ctx: Context, file_id: int, owner: str, kind: str, evidence: str) 
         if f is None or f.lease_owner != owner:
             return
         f.state = FileState.ESCALATED
-        f.last_error = evidence
+        f.last_error = evidence[:2000]
         f.lease_owner = None
         f.lease_until = None
-        _open_case(session, f, kind, evidence)
-        where = PaymentItem.outbound_file_id == f.id
-        move_items(session, where, ItemEvent.UPLOAD_UNKNOWN, owner, detail={"case": kind})
-        move_items(session, where, ItemEvent.ESCALATE, owner, detail={"case": kind})
+        _open_case(session, f, kind, evidence[:2000])
+        _hold_items(session, f, owner, kind)
     log.error("dispatch.escalated", file_id=file_id, kind=kind, evidence=evidence)
+
+
+def _hold_items(session: Session, f: OutboundFile, owner: str, kind: str) -> None:
+    """An escalated file's undecided items go to ``operator_case`` (through ``unknown``:
+    whether the bank has them is not known to us)."""
+    where = PaymentItem.outbound_file_id == f.id
+    move_items(session, where, ItemEvent.UPLOAD_UNKNOWN, owner, detail={"case": kind})
+    move_items(session, where, ItemEvent.ESCALATE, owner, detail={"case": kind})
 
 
 # --- re-inquiry (asked for by a person) -------------------------------------------------------

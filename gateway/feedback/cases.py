@@ -45,10 +45,16 @@ log = get_logger(__name__)
 
 # an item a bank's manual confirmation may settle: its outcome is not known to us
 CONFIRMABLE = (ItemState.UNKNOWN, ItemState.OPERATOR_CASE)
-# reason codes an operator may record for a failure the bank confirmed by hand
-MANUAL_FAILURE_CODES = tuple(
-    code for code in REASONS if code not in {"file_rejected", "bounced", "unmapped_bank_code"}
-)
+# reason codes an operator may record for a failure the bank confirmed by hand (not the
+# gateway's own: a file the bank rejected, a bounce, an unmapped code, a file never made)
+_NOT_MANUAL = {
+    "file_rejected",
+    "bounced",
+    "unmapped_bank_code",
+    "request_unrenderable",
+    "dispatch_config_error",
+}
+MANUAL_FAILURE_CODES = tuple(code for code in REASONS if code not in _NOT_MANUAL)
 BANK_REF_MAX = 64
 
 

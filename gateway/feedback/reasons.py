@@ -65,6 +65,21 @@ REASONS: dict[str, Reason] = {
             "other bank failure",
             "联系代发银行查明原因",
         ),
+        # the gateway could not make the bank file: nothing was sent, nothing paid
+        Reason(
+            "request_unrenderable",
+            "批次数据无法写入银行文件（未发送银行，未付款）",
+            "the batch's data cannot be written in the bank's file format "
+            "(nothing was sent to the bank, nothing paid)",
+            "按待处理事项所列字段更正批次数据（如补贴项目名称中的控制字符）后重新发放",
+        ),
+        Reason(
+            "dispatch_config_error",
+            "银行配置错误，未能生成或签名银行文件（未发送银行，未付款）",
+            "bank configuration error: the bank file could not be made or signed "
+            "(nothing was sent to the bank, nothing paid)",
+            "联系系统管理员按待处理事项修正银行配置（如签名密钥）后重新发放",
+        ),
         Reason(
             "unmapped_bank_code",
             "未识别的银行返回码",

@@ -8,6 +8,7 @@ Item states (明细状态)::
         │                │                             └─escalate──────▶ operator_case
         │                └─file_rejected─▶ failed
         │                          sent ──result_failed─▶ failed
+        ├─unsendable─▶ failed   (no bank file can be made: nothing was ever sent)
         └─(cancel)─▶ cancelled                       failed ──return─▶ returned
                                                      failed/returned ──reissue─▶ reissued
                                                      failed/returned ──refund──▶ refunded
@@ -24,6 +25,10 @@ Batch states (批次状态)::
     received ─▶ rejected                      (validation failed; nothing else happens)
     received ─▶ accepted ─▶ dispatching ─▶ sent ─▶ completed ─▶ reconciled
                                  (all items final for the bank → completed)
+                accepted ──unsendable──▶ completed   (its bank file cannot be made — the
+                                 data cannot be written in the bank's format, or the bank
+                                 configuration (signing key…) is broken — so every item
+                                 failed before anything was sent)
 
 ``reconciled`` (已对账) follows ``completed`` once reconciliation (``gateway.reconciliation``)
 finds every item final, the money tied out against the bank's evidence (debit notices, or
@@ -110,6 +115,8 @@ class ItemEvent(StrEnum):
     CONFIRM_UNSENT = "confirm_unsent"
     ESCALATE = "escalate"
     FILE_REJECTED = "file_rejected"
+    # the gateway cannot make the bank file (render/sign failed for good); nothing was sent
+    UNSENDABLE = "unsendable"
     RESULT_PAID = "result_paid"
     RESULT_FAILED = "result_failed"
     OPERATOR_PAID = "operator_paid"
@@ -127,6 +134,8 @@ _E = ItemEvent
 ITEM_TRANSITIONS: dict[tuple[ItemState, ItemEvent], ItemState] = {
     (_I.ACCEPTED, _E.PLAN): _I.QUEUED,
     (_I.ACCEPTED, _E.CANCEL): _I.CANCELLED,
+    # only from accepted: no bank file exists yet, so the bank cannot have the item
+    (_I.ACCEPTED, _E.UNSENDABLE): _I.FAILED,
     (_I.QUEUED, _E.DELIVER): _I.SENT,
     (_I.QUEUED, _E.UPLOAD_UNKNOWN): _I.UNKNOWN,
     (_I.QUEUED, _E.FILE_REJECTED): _I.FAILED,
@@ -200,6 +209,7 @@ class BatchEvent(StrEnum):
     PLAN = "plan"
     ALL_DELIVERED = "all_delivered"
     ALL_FINAL = "all_final"
+    UNSENDABLE = "unsendable"
     RECONCILE = "reconcile"
 
 
@@ -210,6 +220,8 @@ BATCH_TRANSITIONS: dict[tuple[BatchState, BatchEvent], BatchState] = {
     (_B.RECEIVED, _BE.REJECT): _B.REJECTED,
     (_B.RECEIVED, _BE.ACCEPT): _B.ACCEPTED,
     (_B.ACCEPTED, _BE.PLAN): _B.DISPATCHING,
+    # its bank file cannot be made: every item failed (unsendable) before anything was sent
+    (_B.ACCEPTED, _BE.UNSENDABLE): _B.COMPLETED,
     (_B.DISPATCHING, _BE.ALL_DELIVERED): _B.SENT,
     # a batch whose file is rejected outright can finish without being delivered
     (_B.DISPATCHING, _BE.ALL_FINAL): _B.COMPLETED,

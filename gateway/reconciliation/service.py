@@ -60,6 +60,7 @@ from gateway.kit.clock import CHINA, utcnow
 from gateway.kit.db import session_scope
 from gateway.kit.leases import claim_job, release_job
 from gateway.kit.logging import get_logger
+from gateway.kit.operators import name_problem
 from gateway.payments.states import BatchEvent, BatchState, ItemEvent, ItemState
 from gateway.payments.transitions import move_batch
 from gateway.ports import AccountNoticeFormat
@@ -93,6 +94,7 @@ from gateway.reconciliation.models import (
     DiscrepancyEventRecord,
     ReconciliationCursor,
 )
+from gateway.rework.audit import record as audit_record
 
 log = get_logger(__name__)
 
@@ -278,9 +280,14 @@ def explain(
     explanation: str,
     *,
     now: dt.datetime | None = None,
+    audit_detail: dict[str, Any] | None = None,
 ) -> Discrepancy:
-    """A person explains a discrepancy (open → explained)."""
-    return _transition(ctx, discrepancy_id, DiscrepancyEvent.EXPLAIN, actor, explanation, now)
+    """A person (``actor``: their account's login name) explains a discrepancy (open →
+    explained); audited as ``discrepancy.explain``, with ``audit_detail`` (e.g. the
+    dashboard session)."""
+    return _transition(
+        ctx, discrepancy_id, DiscrepancyEvent.EXPLAIN, actor, explanation, now, audit_detail
+    )
 
 
 def close(
@@ -290,9 +297,13 @@ def close(
     reason: str,
     *,
     now: dt.datetime | None = None,
+    audit_detail: dict[str, Any] | None = None,
 ) -> Discrepancy:
-    """A person closes an explained discrepancy (explained → closed), saying why."""
-    return _transition(ctx, discrepancy_id, DiscrepancyEvent.CLOSE, actor, reason, now)
+    """A person closes an explained discrepancy (explained → closed), saying why; audited
+    as ``discrepancy.close``."""
+    return _transition(
+        ctx, discrepancy_id, DiscrepancyEvent.CLOSE, actor, reason, now, audit_detail
+    )
 
 
 def list_discrepancies(
@@ -1018,10 +1029,14 @@ def _transition(
     actor: str,
     text: str,
     now: dt.datetime | None,
+    audit_detail: dict[str, Any] | None,
 ) -> Discrepancy:
     actor, text = actor.strip(), text.strip()
-    if not actor or len(actor) > 64:
-        raise ValueError("a discrepancy is explained and closed by a named person (≤ 64 chars)")
+    if not actor or len(actor) > 64 or name_problem(actor) is not None:
+        raise ValueError(
+            "a discrepancy is explained and closed by a named person (≤ 64 characters, "
+            "no control or invisible characters)"
+        )
     if not text:
         raise ValueError("say what happened (explain) or why it is closed (close)")
     now = now or utcnow()
@@ -1038,6 +1053,21 @@ def _transition(
         else:
             d.closed_at, d.closed_by, d.close_reason = now, actor, text
         _event(session, d, event, source.value, actor, now, text)
+        # the audit log (审计日志) of every important operation, in the same transaction
+        audit_record(
+            session,
+            actor=actor,
+            action=f"discrepancy.{event.value}",
+            target_type="discrepancy",
+            target_id=d.id,
+            reason=text,
+            detail={
+                **(audit_detail or {}),
+                "type": d.type,
+                "from": source.value,
+                "to": target.value,
+            },
+        )
     log.info("reconciliation.discrepancy_" + event.value, discrepancy_id=d.id, actor=actor)
     return d
 

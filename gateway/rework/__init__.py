@@ -5,7 +5,10 @@
 - ``history``: a person's payments across batches, with the re-issue chains;
 - ``refunds``: treasury refunds (退回国库) with maker-checker;
 - ``audit``: the audit log of queries and important operations;
-- ``cli``: the ``gateway corrections|refunds|history`` commands.
+- ``scope``: the region scope of who asks, as SQL.
+
+The ``gateway corrections|refunds|history`` commands are in ``gateway.commands.rework``
+(they log in with a dashboard account, above this package).
 
 Re-issue itself is intake's work (``reissue_of`` in an upstream batch, checked by
 ``gateway.batches.service``); this package prepares it and shows it.

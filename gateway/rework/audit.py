@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.kit.clock import utcnow
+from gateway.kit.operators import name_problem, same_actor
 from gateway.rework.errors import OperatorRequiredError, ReasonRequiredError
 from gateway.rework.models import AuditRecord
 
@@ -15,19 +16,28 @@ OPERATOR_MAX = 64
 
 
 def operator_name(value: str | None) -> str:
-    """A real operator name (no blanks, at most 64 characters); refuses anything else."""
+    """The name of who acts (the dashboard and the command line pass the login name of an
+    authenticated account): no blanks, no control or invisible (format) characters, at
+    most 64 characters; refuses anything else."""
     name = (value or "").strip()
-    if not name or len(name) > OPERATOR_MAX or any(c.isspace() for c in name):
+    if (
+        not name
+        or len(name) > OPERATOR_MAX
+        or any(c.isspace() for c in name)
+        or name_problem(name) is not None
+    ):
         raise OperatorRequiredError(
-            "必须填写操作员（实名、无空格、不超过64个字符）",
-            "an operator name is required (real name, no blanks, at most 64 characters)",
+            "必须填写操作员（实名账户，不含空格、控制字符或不可见字符，不超过64个字符）",
+            "an operator name is required (an account's login name: no blanks, control or "
+            "invisible characters, at most 64 characters)",
         )
     return name
 
 
 def same_operator(a: str, b: str) -> bool:
-    """Maker-checker comparison: case and surrounding blanks do not make another person."""
-    return a.strip().casefold() == b.strip().casefold()
+    """Maker-checker comparison: width, case, invisible characters and surrounding blanks
+    do not make another person (``gateway.kit.operators.actor_key``)."""
+    return same_actor(a, b)
 
 
 def stated_reason(value: str | None, what_zh: str, what_en: str) -> str:

@@ -44,6 +44,7 @@ from gateway.rework.errors import (
     NothingSelectedError,
 )
 from gateway.rework.models import CorrectionList, CorrectionListItem
+from gateway.rework.scope import Regions, any_item_outside, region_clause
 
 log = get_logger(__name__)
 
@@ -117,6 +118,7 @@ def export_correction_list(
     unmasked: bool = False,
     reason_text: str | None = None,
     item_ids: Sequence[int] | None = None,
+    regions: Regions = None,
 ) -> CorrectionListFile:
     """Export the failed (and bounced) items matching the filters as a correction list.
 
@@ -124,7 +126,9 @@ def export_correction_list(
     list). ``item_ids`` narrows the selection to those items (the dashboard passes the items
     an operator checked, already limited to their regions); items among them in another
     state are left out. ``unmasked=True`` writes names, ID numbers and account numbers in
-    clear and requires ``reason_text``; the export is audited either way."""
+    clear and requires ``reason_text``; the export is audited either way. ``regions``
+    (the caller's region prefixes; None: every region) leaves out items of other
+    regions."""
     operator = audit.operator_name(operator)
     reason_given = (
         audit.stated_reason(reason_text, "导出未脱敏的更正清单", "an unmasked export")
@@ -159,6 +163,9 @@ def export_correction_list(
         query = query.where(Batch.subsidy_code == subsidy_code)
     if fiscal_year is not None:
         query = query.where(Batch.fiscal_year == fiscal_year)
+    in_scope = region_clause(regions)
+    if in_scope is not None:
+        query = query.where(in_scope)
 
     with session_scope(ctx.sessions) as session:
         if item_ids is None:
@@ -244,15 +251,19 @@ def export_correction_list(
         )
 
 
-def mark_returned(ctx: Context, list_id: int, operator: str) -> int:
+def mark_returned(ctx: Context, list_id: int, operator: str, *, regions: Regions = None) -> int:
     """Mark the items of a correction list as returned for correction (已退回修改):
     ``failed``/``bounced`` → ``returned``, one recorded event per item naming the operator
     and the list. Items that moved on meanwhile (e.g. already re-issued) are left alone.
-    Returns how many items moved; a list is marked once."""
+    Returns how many items moved; a list is marked once. A list with an item outside
+    ``regions`` (None: every region) answers as a missing one."""
     operator = audit.operator_name(operator)
     with session_scope(ctx.sessions) as session:
         record = session.get(CorrectionList, list_id)
-        if record is None:
+        outside = any_item_outside(
+            regions, CorrectionListItem.item_id, CorrectionListItem.list_id, list_id
+        )
+        if record is None or (outside is not None and session.scalar(select(outside))):
             raise CorrectionListNotFoundError(
                 f"更正清单 {list_id} 不存在", f"correction list {list_id} does not exist"
             )

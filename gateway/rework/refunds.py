@@ -50,6 +50,7 @@ from gateway.rework.errors import (
     RefundStateError,
 )
 from gateway.rework.models import TreasuryRefund, TreasuryRefundItem
+from gateway.rework.scope import Regions, any_item_outside, region_clause
 
 log = get_logger(__name__)
 
@@ -205,13 +206,15 @@ def propose_refund(
     fiscal_year: int | None = None,
     payer_account: str | None = None,
     as_of: dt.date | None = None,
+    regions: Regions = None,
 ) -> RefundView:
     """Propose a treasury refund (the maker's half).
 
     By ``item_ids``: every one must be refundable (state, cut-off reached, in no standing
     refund) or nothing is proposed. By ``batch_no`` / ``fiscal_year`` / ``payer_account``
     (combined with AND): every refundable item matching them whose fiscal year reached the
-    cut-off on ``as_of`` (today in China by default)."""
+    cut-off on ``as_of`` (today in China by default). Items outside ``regions`` (the
+    proposer's region prefixes; None: every region) are as if they did not exist."""
     proposer = audit.operator_name(proposer)
     reason = audit.stated_reason(reason, "退回国库", "a treasury refund")
     as_of = as_of or china_today()
@@ -239,6 +242,9 @@ def propose_refund(
         base = base.where(Batch.fiscal_year == fiscal_year)
     if payer_account is not None:
         base = base.where(Batch.payer_account == payer_account)
+    in_scope = region_clause(regions)
+    if in_scope is not None:
+        base = base.where(in_scope)
 
     with session_scope(ctx.sessions) as session:
         if item_ids:
@@ -349,8 +355,20 @@ def propose_refund(
         return _view(refund)
 
 
-def _load(session: Session, refund_id: int) -> TreasuryRefund:
+def _refunds_in(regions: Regions) -> Any:
+    """Refunds none of whose items lies outside ``regions`` (None: every refund)."""
+    outside = any_item_outside(
+        regions, TreasuryRefundItem.item_id, TreasuryRefundItem.refund_id, TreasuryRefund.id
+    )
+    query = select(TreasuryRefund)
+    return query if outside is None else query.where(~outside)
+
+
+def _load(session: Session, refund_id: int, regions: Regions = None) -> TreasuryRefund:
+    """A refund; one with an item outside ``regions`` answers as a missing one."""
     refund = session.get(TreasuryRefund, refund_id)
+    if refund is not None and regions is not None:
+        refund = session.scalar(_refunds_in(regions).where(TreasuryRefund.id == refund_id))
     if refund is None:
         raise RefundNotFoundError(
             f"退库单 {refund_id} 不存在", f"treasury refund {refund_id} does not exist"
@@ -392,14 +410,20 @@ def _claim_decision(
 
 
 def approve_refund(
-    ctx: Context, refund_id: int, approver: str, *, note: str | None = None
+    ctx: Context,
+    refund_id: int,
+    approver: str,
+    *,
+    note: str | None = None,
+    regions: Regions = None,
 ) -> RefundView:
     """Approve a proposed refund (the checker's half; never the proposer). Its items move
     to ``refunded`` with a recorded event, and the treasury reference is minted. Refused
-    whole if any item is no longer refundable."""
+    whole if any item is no longer refundable; a refund with an item outside ``regions``
+    (the approver's; None: every region) answers as a missing one."""
     approver = audit.operator_name(approver)
     with session_scope(ctx.sessions) as session:
-        refund = _load(session, refund_id)
+        refund = _load(session, refund_id, regions)
         _check_decidable(refund, approver)
         now = utcnow()
         ref = mint_treasury_ref(refund.id, china_today())
@@ -445,12 +469,15 @@ def approve_refund(
         return _view(refund)
 
 
-def reject_refund(ctx: Context, refund_id: int, checker: str, reason: str) -> RefundView:
-    """Reject a proposed refund (never by the proposer); its items may be proposed again."""
+def reject_refund(
+    ctx: Context, refund_id: int, checker: str, reason: str, *, regions: Regions = None
+) -> RefundView:
+    """Reject a proposed refund (never by the proposer); its items may be proposed again.
+    A refund with an item outside ``regions`` (None: every region) answers as missing."""
     checker = audit.operator_name(checker)
     reason = audit.stated_reason(reason, "驳回退库单", "rejecting a refund")
     with session_scope(ctx.sessions) as session:
-        refund = _load(session, refund_id)
+        refund = _load(session, refund_id, regions)
         _check_decidable(refund, checker)
         _claim_decision(
             session,
@@ -476,24 +503,27 @@ def reject_refund(ctx: Context, refund_id: int, checker: str, reason: str) -> Re
         return _view(refund)
 
 
-def list_refunds(ctx: Context, *, state: str | None = None) -> list[RefundView]:
-    """Refunds, newest first (optionally only those in ``state``)."""
-    query = select(TreasuryRefund).order_by(TreasuryRefund.id.desc())
+def list_refunds(
+    ctx: Context, *, state: str | None = None, regions: Regions = None
+) -> list[RefundView]:
+    """Refunds, newest first (optionally only those in ``state``; only those all of whose
+    items lie in ``regions``, None: every region)."""
+    query = _refunds_in(regions).order_by(TreasuryRefund.id.desc())
     if state is not None:
         query = query.where(TreasuryRefund.state == RefundState(state).value)
     with ctx.sessions() as session:
         return [_view(r) for r in session.scalars(query).all()]
 
 
-def get_refund(ctx: Context, refund_id: int) -> RefundView:
+def get_refund(ctx: Context, refund_id: int, *, regions: Regions = None) -> RefundView:
     with ctx.sessions() as session:
-        return _view(_load(session, refund_id))
+        return _view(_load(session, refund_id, regions))
 
 
-def refund_items(ctx: Context, refund_id: int) -> list[RefundItemView]:
+def refund_items(ctx: Context, refund_id: int, *, regions: Regions = None) -> list[RefundItemView]:
     """The items of a refund, masked, with their current state and re-issue reference."""
     with ctx.sessions() as session:
-        _load(session, refund_id)
+        _load(session, refund_id, regions)
         rows = session.execute(
             select(TreasuryRefundItem, PaymentItem, Batch.batch_no)
             .join(PaymentItem, PaymentItem.id == TreasuryRefundItem.item_id)
@@ -518,15 +548,18 @@ def refund_items(ctx: Context, refund_id: int) -> list[RefundItemView]:
         ]
 
 
-def refund_summary(ctx: Context) -> dict[str, int]:
+def refund_summary(ctx: Context, *, regions: Regions = None) -> dict[str, int]:
     """For reports and the demo JSON key ``refunds``: the items returned to the treasury by
-    approved refunds (``count``) and their amount in fen. Items re-issued after their
-    refund still count: the money did go back to the treasury; the re-issue is new money."""
+    approved refunds (``count``) and their amount in fen (of the refunds in ``regions``;
+    None: every refund). Items re-issued after their refund still count: the money did go
+    back to the treasury; the re-issue is new money."""
+    scoped = _refunds_in(regions).where(TreasuryRefund.state == RefundState.APPROVED.value)
+    approved = scoped.subquery()
     with ctx.sessions() as session:
         count, amount = session.execute(
             select(
-                func.coalesce(func.sum(TreasuryRefund.item_count), 0),
-                func.coalesce(func.sum(TreasuryRefund.amount_fen), 0),
-            ).where(TreasuryRefund.state == RefundState.APPROVED.value)
+                func.coalesce(func.sum(approved.c.item_count), 0),
+                func.coalesce(func.sum(approved.c.amount_fen), 0),
+            )
         ).one()
     return {"count": int(count), "amount_fen": int(amount)}

@@ -8,7 +8,7 @@ before a payment, a birth date that does not fit the subsidy.
 - ``export``: ``export_xlsx`` (one sheet per kind and a summary, masked);
 - ``config``: ``SelfCheckConfig`` (thresholds and age rules, ``GATEWAY_SELFCHECK_FILE``);
 - ``models``: ``selfcheck_reports`` and ``selfcheck_findings``;
-- ``cli``: ``gateway selfcheck run|export``.
+- the ``gateway selfcheck run|export`` commands are in ``gateway.commands.selfcheck``.
 
 This module imports nothing (``gateway.models`` imports ``gateway.selfcheck.models`` in
 every process); import from the submodules.

@@ -1,7 +1,8 @@
 """The self-check report as an XLSX workbook: a summary sheet and one sheet per kind of
 finding, Chinese headers, personal data masked, amounts in yuan written from integer fen as
-text (never a float), with empty columns for the result of the check. Every export is
-audited (``selfcheck.export``)."""
+text (never a float), with empty columns for the result of the check. An export for some
+regions holds their findings only, without the item ids and region codes of other regions'
+payments (the remark counts them). Every export is audited (``selfcheck.export``)."""
 
 from __future__ import annotations
 
@@ -185,7 +186,7 @@ def _finding_sheet(ws: Worksheet, found: Sequence[FindingView]) -> None:
             _text(f.explanation_zh),
             _text(f.action_zh),
             None,
-            None,
+            _text(f"另有{f.other_region_items}笔属于其他区划") if f.other_region_items else None,
         ]
         ws.append(values)
         for cell in ws[ws.max_row]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -162,6 +162,8 @@ class FindingView:
     region_codes: list[str]
     amount_fen: int
     detail: dict[str, Any]
+    # payments of the finding in regions the reader may not see: counted, never named
+    other_region_items: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -739,6 +741,77 @@ def in_regions(regions: Sequence[str]) -> ColumnElement[bool]:
     return or_(*clauses) if clauses else false()
 
 
+def _region_prefixes(regions: Sequence[str]) -> list[str]:
+    return [p for p in regions if p.isascii() and p.isdigit()]
+
+
+def _visible_items(session: Session, item_ids: Sequence[int], regions: Sequence[str]) -> set[int]:
+    """Which of ``item_ids`` are payments of batches in ``regions`` (region prefixes)."""
+    prefixes = _region_prefixes(regions)
+    if not prefixes:
+        return set()
+    in_scope = or_(*(Batch.region_code.startswith(p, autoescape=True) for p in prefixes))
+    wanted = sorted(set(item_ids))
+    seen: set[int] = set()
+    for start in range(0, len(wanted), CHUNK):
+        seen.update(
+            session.scalars(
+                select(PaymentItem.id)
+                .join(Batch, Batch.id == PaymentItem.batch_id)
+                .where(PaymentItem.id.in_(wanted[start : start + CHUNK]), in_scope)
+            )
+        )
+    return seen
+
+
+def _scoped_detail(kind: str, detail: dict[str, Any], visible: set[int]) -> dict[str, Any]:
+    """A finding's detail without the ids of payments the reader may not see."""
+    if kind == ACCOUNT_CHANGED:
+        changes = [
+            {
+                **c,
+                "from_item": c.get("from_item") if c.get("from_item") in visible else None,
+                "to_item": c.get("to_item") if c.get("to_item") in visible else None,
+            }
+            for c in detail.get("changes", [])
+        ]
+        return {**detail, "changes": changes}
+    if kind == IMPLAUSIBLE_AGE:
+        problems = [
+            {**p, "item_id": p.get("item_id") if p.get("item_id") in visible else None}
+            for p in detail.get("problems", [])
+        ]
+        return {**detail, "problems": problems}
+    return detail
+
+
+def _scoped(
+    session: Session, views: list[FindingView], regions: Sequence[str] | None
+) -> list[FindingView]:
+    """Findings as a reader of ``regions`` sees them (None: every region). A finding is
+    shown when one of its payments lies in the reader's regions; the ids and region codes
+    of its other payments are withheld (counted in ``other_region_items``), as every other
+    page withholds records of other regions. What the finding says in aggregate (how many
+    payments, people, batches, how much) stays: it is the reason for the finding."""
+    if regions is None:
+        return views
+    prefixes = _region_prefixes(regions)
+    visible = _visible_items(session, [i for v in views for i in v.item_ids], regions)
+    out = []
+    for v in views:
+        shown = [i for i in v.item_ids if i in visible]
+        out.append(
+            replace(
+                v,
+                item_ids=shown,
+                region_codes=[r for r in v.region_codes if r.startswith(tuple(prefixes))],
+                other_region_items=len(v.item_ids) - len(shown),
+                detail=_scoped_detail(v.kind, v.detail, visible),
+            )
+        )
+    return out
+
+
 def _finding_filter(
     report_id: int, regions: Sequence[str] | None, kind: str | None
 ) -> list[ColumnElement[bool]]:
@@ -781,7 +854,8 @@ def list_findings(
     limit: int = 50,
 ) -> tuple[list[FindingView], int]:
     """One page of a report's findings (in the report's order) and how many match in all.
-    ``regions``: region code prefixes the reader may see (None: every region)."""
+    ``regions``: region code prefixes the reader may see (None: every region); the
+    findings are scoped to them (``_scoped``)."""
     where = _finding_filter(report_id, regions, kind)
     with ctx.sessions() as session:
         _report(session, report_id)
@@ -793,13 +867,13 @@ def list_findings(
             .offset(max(0, offset))
             .limit(max(0, limit))
         )
-        return [_finding_view(f) for f in page], int(total or 0)
+        return _scoped(session, [_finding_view(f) for f in page], regions), int(total or 0)
 
 
 def all_findings(
     ctx: Context, report_id: int, *, regions: Sequence[str] | None = None
 ) -> list[FindingView]:
-    """Every finding of a report the reader may see (for exports)."""
+    """Every finding of a report the reader may see, scoped to ``regions`` (for exports)."""
     with ctx.sessions() as session:
         _report(session, report_id)
         found = session.scalars(
@@ -807,7 +881,7 @@ def all_findings(
             .where(*_finding_filter(report_id, regions, None))
             .order_by(SelfCheckFinding.id)
         )
-        return [_finding_view(f) for f in found]
+        return _scoped(session, [_finding_view(f) for f in found], regions)
 
 
 # --- the quarterly run -----------------------------------------------------------------------

@@ -5,7 +5,11 @@ Source: ``item_events`` and ``batch_events`` are written in the same transaction
 state change, with ids from a sequence. An event whose ``to_state`` is an *outcome* (an
 item final for the bank: paid, failed, bounced, returned, re-issued, refunded, cancelled; a
 batch completed or rejected) becomes one ``upstream_changes`` row, and, for a client with a
-webhook endpoint, one ``webhook_messages`` row in the same transaction.
+webhook endpoint, one ``webhook_messages`` row in the same transaction. So does an item's
+move to ``operator_case`` — not an outcome but a *hold*: delivery stopped or its outcome is
+unknown, and a person must act (``item.operator_case``; its outcome follows later). A hold
+already resolved when it is staged (an operator's confirmation moves the item on in the
+same transaction) is not reported: its outcome is.
 
 Reading an id-ordered table while others write it has one trap: on PostgreSQL ids are
 taken from the sequence when a row is inserted but become visible when its transaction
@@ -64,6 +68,13 @@ from gateway.upstream.signing import new_message_id
 log = get_logger(__name__)
 
 ITEM_OUTCOMES = frozenset(s.value for s in ItemState if s.is_final())
+# not an outcome: the item is held for a person (its outcome is reported when it comes)
+ITEM_HOLDS = frozenset({ItemState.OPERATOR_CASE.value})
+ITEM_NOTICES = ITEM_OUTCOMES | ITEM_HOLDS
+HOLD_ACTION_ZH = (
+    "该明细已转人工处理（发送受阻或无法确认银行是否收到），结果待定；"
+    "请勿重新发放，待网关报告最终结果"
+)
 # completed and rejected, and whatever else is final for a batch (e.g. reconciled)
 BATCH_OUTCOMES = frozenset(
     {BatchState.COMPLETED.value, BatchState.REJECTED.value}
@@ -212,11 +223,17 @@ def _item_changes(session: Session, after: int, upto: int) -> list[UpstreamChang
         .where(
             ItemEventRecord.id > after,
             ItemEventRecord.id <= upto,
-            ItemEventRecord.to_state.in_(ITEM_OUTCOMES),
+            ItemEventRecord.to_state.in_(ITEM_NOTICES),
         )
         .order_by(ItemEventRecord.id)
     ).all()
     now = utcnow()
+    # a hold the item has already left is not news: the outcome that ended it is staged
+    news = [
+        (ev, item, batch)
+        for ev, item, batch in rows
+        if ev.to_state not in ITEM_HOLDS or item.state == ev.to_state
+    ]
     return [
         UpstreamChange(
             public_id=new_message_id(),
@@ -230,7 +247,7 @@ def _item_changes(session: Session, after: int, upto: int) -> list[UpstreamChang
             occurred_at=ev.at,
             staged_at=now,
         )
-        for ev, item, batch in rows
+        for ev, item, batch in news
     ]
 
 
@@ -271,7 +288,8 @@ def item_payload(ev: ItemEventRecord, item: PaymentItem, batch: Batch) -> dict[s
     item records them when the change is staged (normally within one worker cycle)."""
     detail = ev.detail or {}
     paid = ev.to_state == ItemState.PAID
-    r = None if paid or not item.reason_code else reason(item.reason_code)
+    held = ev.to_state in ITEM_HOLDS
+    r = None if paid or held or not item.reason_code else reason(item.reason_code)
     return {
         "kind": "item",
         "batch_no": batch.batch_no,
@@ -292,7 +310,7 @@ def item_payload(ev: ItemEventRecord, item: PaymentItem, batch: Batch) -> dict[s
         "reason_code": r.code if r else None,
         "reason_zh": r.zh if r else None,
         "reason_en": r.en if r else None,
-        "action_zh": r.action_zh if r else None,
+        "action_zh": r.action_zh if r else (HOLD_ACTION_ZH if held else None),
         "paid_at": _iso(item.paid_at),
         "occurred_at": _iso(ev.at),
     }

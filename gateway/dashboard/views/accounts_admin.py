@@ -115,7 +115,7 @@ def _supervisors(session: Session) -> list[OperatorAccount]:
 def _account(session: Session, username: str) -> OperatorAccount:
     account = find_account(session, username)
     if account is None:
-        raise NotFound("账户不存在", "no such account")
+        raise NotFound
     return account
 
 
@@ -214,7 +214,7 @@ def account_create(
     return response
 
 
-@router.get("/accounts/{username}", response_class=HTMLResponse)
+@router.get("/accounts/{username:login_name}", response_class=HTMLResponse)
 def account_page(
     request: Request,
     username: str,
@@ -251,7 +251,7 @@ def account_page(
     return response
 
 
-@router.post("/accounts/{username}")
+@router.post("/accounts/{username:login_name}")
 def account_update(
     request: Request,
     username: str,
@@ -268,7 +268,7 @@ def account_update(
     return redirect(request, f"/accounts/{account.username}", done="account_updated")
 
 
-@router.post("/accounts/{username}/reset-password", response_class=HTMLResponse)
+@router.post("/accounts/{username:login_name}/reset-password", response_class=HTMLResponse)
 def account_reset_password(
     request: Request,
     username: str,
@@ -313,7 +313,7 @@ ACCOUNT_ACTIONS: dict[str, tuple[Callable[[Session, Viewer, OperatorAccount], No
 }
 
 
-@router.post("/accounts/{username}/{action}")
+@router.post("/accounts/{username:login_name}/{action:word}")
 def account_action(
     request: Request,
     username: str,

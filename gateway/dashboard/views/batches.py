@@ -55,7 +55,7 @@ def batch_list(
     )  # fmt: skip
 
 
-@router.get("/batches/{batch_id}", response_class=HTMLResponse)
+@router.get("/batches/{batch_id:id}", response_class=HTMLResponse)
 def batch_detail(
     request: Request,
     batch_id: int,
@@ -66,9 +66,9 @@ def batch_detail(
     if state is not None and state not in {s.value for s in ItemState}:
         state = None
     with unit_of_work(request) as s:
-        batch = s.get(Batch, batch_id) if 0 < batch_id <= q.MAX_ID else None
+        batch = s.get(Batch, batch_id)
         if batch is None:
-            raise NotFound("未找到该批次", "no such batch")
+            raise NotFound
         check_region(viewer, batch.region_code)
         by_state = count_by_state(s, batch.id)
         total = by_state.get(state, (0, 0))[0] if state else sum(n for n, _ in by_state.values())

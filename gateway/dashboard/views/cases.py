@@ -43,6 +43,7 @@ from gateway.dashboard.web import (
     form_text,
     page_number,
     payments_viewer,
+    record_id,
     redirect,
     region_clause,
     render,
@@ -96,6 +97,10 @@ CASE_KINDS: dict[str, tuple[str, str]] = {
     "result_mismatch": ("回盘金额或账号与发送不一致", "result does not match the item"),
     "conflicting_result": ("同一明细的银行结果相互矛盾", "conflicting results"),
     "calendar_unknown_year": ("工作日历缺少该年安排", "calendar year unknown"),
+    "request_unrenderable": ("批次数据无法写入银行文件", "batch data cannot be written"),
+    "dispatch_config_error": ("银行配置错误，无法生成银行文件", "bank file could not be made"),
+    "delivery_config_error": ("发送配置错误，已停止发送", "delivery configuration broken"),
+    "delivery_error": ("发送多次出错，无法确认是否送达", "delivery kept failing"),
 }
 # the kinds whose file the worker may be asked to inquire about again
 REINQUIRABLE = frozenset(
@@ -106,6 +111,8 @@ REINQUIRABLE = frozenset(
         "bank_auth_refused",
         "inquiry_malformed",
         "bank_lost_submission",
+        "delivery_config_error",
+        "delivery_error",
     }
 )
 CASE_STATES = {"open": ("待处理", "open"), "closed": ("已关闭", "closed")}
@@ -197,14 +204,14 @@ def confirmation_query(viewer: Viewer) -> Select[Any]:
 def _visible_case(session: Session, viewer: Viewer, case_id: int) -> Any:
     row = session.execute(case_query(viewer).where(OperatorCase.id == case_id)).first()
     if row is None:
-        raise NotFound("事项不存在", "case not found")
+        raise NotFound
     return row
 
 
 def _visible_discrepancy(session: Session, viewer: Viewer, discrepancy_id: int) -> Any:
     row = session.execute(discrepancy_query(viewer).where(Discrepancy.id == discrepancy_id)).first()
     if row is None:
-        raise NotFound("差异不存在", "discrepancy not found")
+        raise NotFound
     return row
 
 
@@ -215,7 +222,7 @@ def _visible_item(session: Session, viewer: Viewer, item_id: int) -> tuple[Payme
         .where(PaymentItem.id == item_id)
     ).first()
     if row is None:
-        raise NotFound("明细不存在", "item not found")
+        raise NotFound
     check_region(viewer, row[1].region_code)
     return row[0], row[1]
 
@@ -351,7 +358,7 @@ def _item_evidence(session: Session, item_id: int) -> tuple[list[Any], list[Item
     return results, events
 
 
-@router.get("/cases/case/{case_id}", response_class=HTMLResponse)
+@router.get("/cases/case/{case_id:id}", response_class=HTMLResponse)
 def case_page(
     request: Request,
     case_id: int,
@@ -453,7 +460,7 @@ def _decision_helpers(viewer: Viewer) -> dict[str, Any]:
     }
 
 
-@router.post("/cases/case/{case_id}/close")
+@router.post("/cases/case/{case_id:id}/close")
 def case_close(
     request: Request,
     case_id: int,
@@ -466,7 +473,7 @@ def case_close(
     return redirect(request, f"/cases/case/{case_id}", done="case_closed")
 
 
-@router.post("/cases/case/{case_id}/reinquire")
+@router.post("/cases/case/{case_id:id}/reinquire")
 def case_reinquire(
     request: Request,
     case_id: int,
@@ -491,12 +498,13 @@ def case_reinquire(
 
 
 def _case_of(session: Session, viewer: Viewer, raw: str | None) -> int | None:
-    if not raw or not raw.isdigit() or len(raw) > 18:
+    case_id = record_id(raw)
+    if case_id is None:
         return None
-    return int(_visible_case(session, viewer, int(raw))[0].id)
+    return int(_visible_case(session, viewer, case_id)[0].id)
 
 
-@router.get("/cases/confirm/{item_id}", response_class=HTMLResponse)
+@router.get("/cases/confirm/{item_id:id}", response_class=HTMLResponse)
 def confirm_form(
     request: Request,
     item_id: int,
@@ -525,7 +533,7 @@ def confirm_form(
     )
 
 
-@router.post("/cases/confirm/{item_id}")
+@router.post("/cases/confirm/{item_id:id}")
 def confirm_record(
     request: Request,
     item_id: int,
@@ -554,7 +562,7 @@ def _visible_confirmation(session: Session, viewer: Viewer, confirmation_id: int
         confirmation_query(viewer).where(ManualConfirmation.id == confirmation_id)
     ).first()
     if row is None:
-        raise NotFound("人工确认不存在", "confirmation not found")
+        raise NotFound
     return row[0]
 
 
@@ -564,7 +572,7 @@ def _after_decision(request: Request, confirmation: Any, done: str) -> Response:
     return redirect(request, f"/cases/confirm/{confirmation.item_id}", done=done)
 
 
-@router.post("/cases/confirmations/{confirmation_id}/approve")
+@router.post("/cases/confirmations/{confirmation_id:id}/approve")
 def confirmation_approve(
     request: Request,
     confirmation_id: int,
@@ -579,7 +587,7 @@ def confirmation_approve(
     return _after_decision(request, row, "confirmation_approved")
 
 
-@router.post("/cases/confirmations/{confirmation_id}/reject")
+@router.post("/cases/confirmations/{confirmation_id:id}/reject")
 def confirmation_reject(
     request: Request,
     confirmation_id: int,
@@ -595,7 +603,7 @@ def confirmation_reject(
 # --- one discrepancy ----------------------------------------------------------------------------
 
 
-@router.get("/cases/discrepancy/{discrepancy_id}", response_class=HTMLResponse)
+@router.get("/cases/discrepancy/{discrepancy_id:id}", response_class=HTMLResponse)
 def discrepancy_page(
     request: Request,
     discrepancy_id: int,
@@ -649,27 +657,24 @@ def _discrepancy_step(
     with unit_of_work(request) as s:
         _visible_discrepancy(s, viewer, discrepancy_id)
     try:
+        # audited by the service, in its transaction (discrepancy.explain|close)
+        session_detail = {"session": viewer.session_id}
         if step == "explain":
-            explain(ctx, discrepancy_id, viewer.actor, text)
+            explain(ctx, discrepancy_id, viewer.actor, text, audit_detail=session_detail)
         else:
-            close(ctx, discrepancy_id, viewer.actor, text)
+            close(ctx, discrepancy_id, viewer.actor, text, audit_detail=session_detail)
     except DiscrepancyNotFoundError:
-        raise NotFound("差异不存在", "discrepancy not found") from None
+        raise NotFound from None
     except ValueError as exc:
         zh = "请填写说明" if not text.strip() else "当前状态不能执行此操作（先说明，再关闭）"
         raise FormRejected(
             "discrepancy_refused", zh, str(exc), back=f"/cases/discrepancy/{discrepancy_id}"
         ) from None
-    with unit_of_work(request) as s:
-        audit(
-            s, viewer, f"discrepancy.{step}", target_type="discrepancy",
-            target_id=discrepancy_id, reason=text,
-        )  # fmt: skip
     done = "discrepancy_explained" if step == "explain" else "discrepancy_closed"
     return redirect(request, f"/cases/discrepancy/{discrepancy_id}", done=done)
 
 
-@router.post("/cases/discrepancy/{discrepancy_id}/explain")
+@router.post("/cases/discrepancy/{discrepancy_id:id}/explain")
 def discrepancy_explain(
     request: Request,
     discrepancy_id: int,
@@ -680,7 +685,7 @@ def discrepancy_explain(
     return _discrepancy_step(request, viewer, discrepancy_id, "explain", text)
 
 
-@router.post("/cases/discrepancy/{discrepancy_id}/close")
+@router.post("/cases/discrepancy/{discrepancy_id:id}/close")
 def discrepancy_close(
     request: Request,
     discrepancy_id: int,

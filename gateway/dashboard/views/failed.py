@@ -48,6 +48,7 @@ from gateway.dashboard.web import (
     region_clause,
     render,
     scoped,
+    text_problem,
     unit_of_work,
 )
 from gateway.feedback.models import OperatorCase
@@ -129,7 +130,7 @@ def clean_filters(values: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in FILTERS:
         value = (values.get(name) or "").strip()[:64]
-        if value:
+        if value and not text_problem(value):
             out[name] = value
     return out
 
@@ -207,7 +208,7 @@ def _visible_list(session: Session, viewer: Viewer, list_id: int) -> CorrectionL
         _lists(viewer).where(CorrectionList.id == list_id)
     )
     if found is None:
-        raise NotFound("更正清单不存在", "correction list not found")
+        raise NotFound
     return found
 
 
@@ -325,7 +326,7 @@ def _selection(
             )
         # an item outside the viewer's regions answers like a missing one
         if len(ids) <= BULK_MAX and in_scope_ids(session, viewer, ids) != set(ids):
-            raise NotFound("所选明细不存在", "some selected items were not found")
+            raise NotFound
     if len(ids) > BULK_MAX:
         raise FormRejected(
             "too_many",
@@ -446,7 +447,7 @@ class PrintGroup:
         return sum(it.amount_fen for _, it, _, _, _ in self.rows)
 
 
-@router.get("/failed/corrections/{list_id}/print", response_class=HTMLResponse)
+@router.get("/failed/corrections/{list_id:id}/print", response_class=HTMLResponse)
 def print_list(
     request: Request,
     list_id: int,
@@ -496,7 +497,7 @@ def print_list(
     )
 
 
-@router.post("/failed/corrections/{list_id}/returned")
+@router.post("/failed/corrections/{list_id:id}/returned")
 def list_returned(
     request: Request,
     list_id: int,

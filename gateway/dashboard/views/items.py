@@ -36,15 +36,15 @@ router = APIRouter()
 
 
 def _facts(session: Session, viewer: Viewer, item_id: int) -> q.ItemFacts:
-    found = q.find_item(session, item_id) if 0 < item_id <= q.MAX_ID else None
+    found = q.find_item(session, item_id)
     if found is None:
-        raise NotFound("未找到该明细", "no such item")
+        raise NotFound
     item, batch = found
     check_region(viewer, batch.region_code)
     return q.item_facts(session, item, batch)
 
 
-@router.get("/items/{item_id}", response_class=HTMLResponse)
+@router.get("/items/{item_id:id}", response_class=HTMLResponse)
 def item_page(
     request: Request,
     item_id: int,
@@ -59,7 +59,7 @@ def item_page(
     )  # fmt: skip
 
 
-@router.post("/items/{item_id}/unmask", response_class=HTMLResponse)
+@router.post("/items/{item_id:id}/unmask", response_class=HTMLResponse)
 def item_unmask(
     request: Request,
     item_id: int,

@@ -68,7 +68,7 @@ def _visible(session: Session, viewer: Viewer, refund_id: int) -> TreasuryRefund
         _refunds(viewer).where(TreasuryRefund.id == refund_id)
     )
     if found is None:
-        raise NotFound("退库单不存在", "treasury refund not found")
+        raise NotFound
     return found
 
 
@@ -97,7 +97,7 @@ def refund_list(
     )  # fmt: skip
 
 
-@router.get("/refunds/{refund_id}", response_class=HTMLResponse)
+@router.get("/refunds/{refund_id:id}", response_class=HTMLResponse)
 def refund_page(
     request: Request,
     refund_id: int,
@@ -135,7 +135,7 @@ def refund_page(
     )
 
 
-@router.post("/refunds/{refund_id}/approve")
+@router.post("/refunds/{refund_id:id}/approve")
 def approve(
     request: Request,
     refund_id: int,
@@ -148,7 +148,7 @@ def approve(
     return redirect(request, f"/refunds/{refund_id}", done="refund_approved")
 
 
-@router.post("/refunds/{refund_id}/reject")
+@router.post("/refunds/{refund_id:id}/reject")
 def reject(
     request: Request,
     refund_id: int,

@@ -1,8 +1,10 @@
 """The self-check pages (自查): the reports (run quarterly by the worker or on demand here),
 a report's findings grouped by kind — each with its explanation, the recommended action and
 links to the payments behind it — and the report as XLSX. A viewer sees only the findings
-of their regions (in the counts, the pages and the export). Running and exporting are
-audited by the self-check service, viewing here (``view.selfcheck``)."""
+of their regions (in the counts, the pages and the export), and of a finding that spans
+other regions only their own payments' ids and region codes (the rest are counted).
+Running and exporting are audited by the self-check service, viewing here
+(``view.selfcheck``)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from starlette.datastructures import FormData
 from gateway.context import Context
 from gateway.dashboard.web import (
     DONE_MESSAGES,
+    FIRST_DAY,
+    LAST_DAY,
     NO_STORE,
     FormRejected,
     NotFound,
@@ -74,7 +78,7 @@ def _report(ctx: Context, report_id: int) -> ReportView:
     try:
         return get_report(ctx, report_id)
     except ReportNotFoundError:
-        raise NotFound("自查报告不存在", "no such self-check report") from None
+        raise NotFound from None
 
 
 @router.get("/selfcheck", response_class=HTMLResponse)
@@ -105,9 +109,11 @@ def _day(form: FormData, name: str) -> dt.date | None:
     text = form_text(form, name, max_len=10)
     day = parse_day(text)
     if text and day is None:
+        years = f"{FIRST_DAY.year}-{LAST_DAY.year}"
         raise FormRejected(
-            "bad_date", f"日期格式无效：{text}", f"invalid date {text!r}", back="/selfcheck"
-        )
+            "bad_date", f"日期无效：{text}（格式 YYYY-MM-DD，年份 {years}）",
+            f"invalid date {text!r} (YYYY-MM-DD, years {years})", back="/selfcheck", field=name,
+        )  # fmt: skip
     return day
 
 
@@ -124,7 +130,7 @@ def run(
     return redirect(request, f"/selfcheck/{report_id}", done="selfcheck_run")
 
 
-@router.get("/selfcheck/{report_id}", response_class=HTMLResponse)
+@router.get("/selfcheck/{report_id:id}", response_class=HTMLResponse)
 def report_page(
     request: Request,
     report_id: int,
@@ -160,7 +166,7 @@ def report_page(
     )  # fmt: skip
 
 
-@router.get("/selfcheck/{report_id}/export.xlsx")
+@router.get("/selfcheck/{report_id:id}/export.xlsx")
 def export(
     request: Request,
     report_id: int,

@@ -28,6 +28,7 @@ from gateway.dashboard.web import (
     page_number,
     parse_day,
     payments_viewer,
+    record_id,
     render,
     scoped,
     unit_of_work,
@@ -101,8 +102,9 @@ def _filtered(stmt: Select[Any], f: dict[str, str]) -> Select[Any]:
         stmt = stmt.where(SmsNotice.notice_type == f["kind"])
     batch = f.get("batch")
     if batch:
-        if batch.isdigit() and len(batch) < 19:
-            stmt = stmt.where(or_(PaymentItem.batch_id == int(batch), Batch.batch_no == batch))
+        batch_id = record_id(batch)
+        if batch_id is not None:
+            stmt = stmt.where(or_(PaymentItem.batch_id == batch_id, Batch.batch_no == batch))
         else:
             stmt = stmt.where(Batch.batch_no == batch)
     day = parse_day(f.get("date"))

@@ -19,7 +19,7 @@ from gateway.selfcheck.models import SelfCheckReport
 from gateway.selfcheck.service import KIND_LABELS, SHARED_ACCOUNT
 from tests.gateway.dashboard.support import DashClient
 from tests.gateway.helpers import persons
-from tests.gateway.rework.support import batch, pay
+from tests.gateway.rework.support import batch, item, pay
 
 PEOPLE = persons(6, seed=61)
 SHARED_TITLE = KIND_LABELS[SHARED_ACCOUNT][0]
@@ -178,3 +178,34 @@ def test_a_bad_period_is_refused(
     assert "开始日期晚于结束日期" in backwards.text
     with ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(SelfCheckReport)) == 0
+
+
+def test_a_finding_across_townships_names_only_the_viewers_payments(
+    ctx: Context, dash: Callable[[str], DashClient]
+) -> None:
+    """One card paid for a person of township 101 and one of township 102: the finding is
+    both townships', and each sees it, but only with its own payment's id and region; the
+    other township's payment is counted, not named (page and export alike)."""
+    a, b = PEOPLE[0], dataclasses.replace(PEOPLE[1], account_no=PEOPLE[0].account_no)
+    batch(ctx, "SC-X1", [a], region="430621101")
+    batch(ctx, "SC-X2", [b], region="430621102")
+    pay(ctx, "SC-X1", [1])
+    pay(ctx, "SC-X2", [1])
+    mine, theirs = item(ctx, "SC-X1", 1).id, item(ctx, "SC-X2", 1).id
+    report_id = run_from_dashboard(dash("sup"))
+    op101 = dash("op101")
+    page = op101.get(f"/selfcheck/{report_id}")
+    assert "收到 2 名不同领取人的 2 笔补贴" in page.text  # what the finding is about stays
+    assert links(page.text) == {mine}
+    assert f"#{theirs}<" not in page.text
+    assert "430621102" not in page.text
+    assert "另有 1 笔属于其他区划" in page.text
+    wb = load_workbook(io.BytesIO(op101.get(f"/selfcheck/{report_id}/export.xlsx").content))
+    [row] = list(wb[SHARED_TITLE].iter_rows(min_row=2, values_only=True))
+    assert row[3] == "430621101"
+    assert (row[4], str(row[5])) == (1, str(mine))
+    assert row[10] == "另有1笔属于其他区划"
+    assert "430621102" not in " ".join(str(v) for v in row)
+    # the county sees both payments
+    county = dash("sup").get(f"/selfcheck/{report_id}")
+    assert links(county.text) == {mine, theirs} and "其他区划" not in county.text

@@ -111,3 +111,75 @@ def test_inquiries_exhausted_become_an_operator_case(ctx: Context, bank: Any) ->
     assert case is not None and case.kind == "outcome_unknown"
     assert states(ctx) == {"operator_case": 2}
     del bank
+
+
+class UnclassifiedAfterUpload(LostRenameReply):
+    """The real transport, except that the data file's upload ends in an error the adapter
+    did not classify (after the rename happened on the server)."""
+
+    def put_atomic(self, directory: str, name: str, data: bytes) -> None:
+        self.real.put_atomic(directory, name, data)
+        if name.endswith(".txt") and self.fail_times > 0:
+            self.fail_times -= 1
+            raise RuntimeError("unexpected packet from the server")
+
+
+def test_an_unclassified_error_is_an_unknown_outcome_resolved_by_inquiry(
+    ctx: Context, bank: Any
+) -> None:
+    profile = ctx.profiles["hnrcu"]
+    real_open = profile.open_transport
+    budget = {"n": 1}
+
+    def open_transport() -> Any:
+        t = UnclassifiedAfterUpload(real_open(), budget["n"])
+        budget["n"] = 0
+        return t
+
+    profile.open_transport = open_transport  # type: ignore[method-assign]
+    submit(ctx, payload("U-4", persons(3)))
+    plan_one(ctx, "t")
+    assert deliver_one(ctx, "t")
+    with ctx.sessions() as s:
+        f = s.scalar(select(OutboundFile))
+    # the file may have landed: inquire next time, neither resend blindly nor fail
+    assert f is not None and f.state == FileState.UNKNOWN
+    assert "RuntimeError" in (f.last_error or "")
+    assert states(ctx) == {"unknown": 3}
+    assert drive(ctx) == {"paid": 3}
+    summary = bank.ledger.summary()
+    assert summary["files_processed"] == 1 and summary["double_credits"] == 0
+
+
+class UnclassifiedOnEveryLook(LostRenameReply):
+    """The real transport, connected, except that looking at the far side always ends in
+    an error the adapter did not classify."""
+
+    def stat(self, directory: str, name: str) -> Any:
+        raise RuntimeError("transport library bug")
+
+
+def test_unclassified_errors_that_persist_become_an_operator_case(ctx: Context, bank: Any) -> None:
+    ctx.settings.inquiry_max_attempts = 2
+    profile = ctx.profiles["hnrcu"]
+    real_open = profile.open_transport
+    profile.open_transport = lambda: UnclassifiedOnEveryLook(real_open(), 0)  # type: ignore[method-assign]
+    submit(ctx, payload("U-5", persons(2)))
+    plan_one(ctx, "t")
+    for _ in range(10):
+        with ctx.sessions() as s:
+            s.execute(
+                OutboundFile.__table__.update().values(next_attempt_at=OutboundFile.created_at)
+            )
+            s.commit()
+        if not deliver_one(ctx, "t"):
+            break
+    with ctx.sessions() as s:
+        f = s.scalar(select(OutboundFile))
+        case = s.scalar(select(OperatorCase))
+    # inquired about within the budget, then handed to a person: held, never failed
+    assert f is not None and f.state == FileState.ESCALATED and f.inquiries == 2
+    assert case is not None and case.kind == "delivery_error"
+    assert "transport library bug" in (case.evidence or "")
+    assert states(ctx) == {"operator_case": 2}
+    assert list(bank.inbox.iterdir()) == []

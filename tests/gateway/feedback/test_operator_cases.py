@@ -4,12 +4,16 @@ stages what a bank result would: SMS, batch completion, the upstream feed), re-i
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.batches.models import Batch, ItemEventRecord, PaymentItem
 from gateway.context import Context
 from gateway.feedback.cases import (
+    MANUAL_FAILURE_CODES,
     CaseError,
     approve_confirmation,
     close_case,
@@ -223,3 +227,103 @@ def test_no_confirmation_is_approved_while_the_file_is_still_in_inquiry(ctx: Con
         assert f2 is not None
         f2.state = FileState.ESCALATED.value
     assert approve_confirmation(ctx, cid, "sup").item_state == "failed"
+
+
+# --- cases the worker opens when a bank file cannot be made or delivered (issue 11) ---------
+
+
+def _types_by_item(ctx: Context) -> dict[int | None, list[str]]:
+    stage_changes(ctx)
+    out: dict[int | None, list[str]] = {}
+    with ctx.sessions() as s:
+        for item_id, kind in s.execute(
+            select(UpstreamChange.item_id, UpstreamChange.type).order_by(UpstreamChange.id)
+        ):
+            out.setdefault(item_id, []).append(kind)
+    return out
+
+
+def test_a_hold_is_reported_upstream_then_its_outcome(ctx: Context) -> None:
+    _, item_id = one_item_in_a_case(ctx)
+    assert _types_by_item(ctx) == {item_id: ["item.operator_case"]}
+    cid = propose_confirmation(
+        ctx, item_id=item_id, proposer="op", outcome="paid", note=NOTE, bank_ref="BK-8"
+    )
+    approve_confirmation(ctx, cid, "sup")
+    assert _types_by_item(ctx)[item_id] == ["item.operator_case", "item.paid"]
+
+
+def test_a_hold_already_resolved_when_staged_is_not_reported(ctx: Context) -> None:
+    _, item_id = one_item_in_a_case(ctx)
+    cid = propose_confirmation(
+        ctx, item_id=item_id, proposer="op", outcome="paid", note=NOTE, bank_ref="BK-9"
+    )
+    approve_confirmation(ctx, cid, "sup")
+    assert _types_by_item(ctx)[item_id] == ["item.paid"]
+
+
+def test_an_unsendable_batch_case_is_closed_its_items_are_not_confirmed(ctx: Context) -> None:
+    from gateway.worker import run_cycle
+
+    batch(ctx, "K-U", PEOPLE[:2])
+    with ctx.sessions.begin() as s:
+        s.execute(update(Batch).where(Batch.batch_no == "K-U").values(subsidy_name="耕地\x1b补贴"))
+    assert run_cycle(ctx, "w1").failed_steps == []
+    with ctx.sessions() as s:
+        case = s.scalar(select(OperatorCase))
+    assert case is not None and case.kind == "request_unrenderable"
+    # nothing to inquire about: no file was ever made
+    with pytest.raises(CaseError) as refused:
+        reinquire_case(ctx, case.id, "op")
+    assert refused.value.code == "not_inquirable"
+    # the items failed by the gateway itself: not for a bank's manual confirmation
+    with pytest.raises(CaseError) as not_confirmable:
+        propose_confirmation(
+            ctx, item_id=item(ctx, "K-U", 1).id, proposer="op", outcome="paid", note=NOTE,
+            bank_ref="BK-1",
+        )  # fmt: skip
+    assert not_confirmable.value.code == "item_not_confirmable"
+    assert not {"request_unrenderable", "dispatch_config_error"} & set(MANUAL_FAILURE_CODES)
+    close_case(ctx, case.id, "sup", "已通知乡镇更正补贴项目名称后重新发放")
+    with ctx.sessions() as s:
+        assert s.get(OperatorCase, case.id).state == "closed"  # type: ignore[union-attr]
+
+
+def test_a_file_the_bank_could_not_be_reached_for_is_paid_once_after_a_reinquiry(
+    ctx: Context, bank: Any
+) -> None:
+    from gateway.dispatch.models import OutboundFile
+    from gateway.payments.states import FileState
+    from gateway.worker import run_cycle
+    from tests.gateway.pipeline import drive
+    from tests.waits import wait_until
+
+    real = ctx.profiles["hnrcu"]
+    ctx.profiles["hnrcu"] = dataclasses.replace(
+        real,
+        transport_config={**real.transport_config, "port": 9},  # nobody listens
+    )
+    ctx.settings.delivery_max_attempts = 2
+    batch(ctx, "K-R", PEOPLE[:3])
+
+    def escalated() -> bool:
+        run_cycle(ctx, "w1")
+        with ctx.sessions() as s:
+            return s.scalar(select(OutboundFile.state)) == FileState.ESCALATED
+
+    wait_until(escalated, timeout=120, what="the delivery budget spent")
+    with ctx.sessions() as s:
+        case = s.scalar(select(OperatorCase))
+        held = set(s.scalars(select(PaymentItem.state)))
+    assert case is not None and case.kind == "never_sent" and held == {"operator_case"}
+    by_item = _types_by_item(ctx)
+    assert sorted(by_item.values()) == [["item.operator_case"]] * 3
+    # the bank is reachable again: the operator asks the worker to inquire, never to resend
+    ctx.profiles["hnrcu"] = real
+    done = reinquire_case(ctx, case.id, "op")
+    assert (done.mode, done.from_state, done.to_state) == ("delivery", "escalated", "unknown")
+    assert drive(ctx) == {"paid": 3}
+    summary = bank.ledger.summary()
+    assert summary["credits"] == 3 and summary["double_credits"] == 0
+    items = {k: v for k, v in _types_by_item(ctx).items() if k is not None}
+    assert sorted(items.values()) == [["item.operator_case", "item.paid"]] * 3

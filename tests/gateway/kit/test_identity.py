@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.kit.identity import (
+    NAME_MAX_CHARS,
     account_problem,
     id_check_char,
+    id_number_intake_problem,
     id_number_problem,
     luhn_check_digit,
     luhn_valid,
@@ -14,6 +18,9 @@ from gateway.kit.identity import (
     normalize_id_number,
     normalize_name,
     phone_problem,
+    province_known,
+    region_known,
+    text_problem,
 )
 
 
@@ -83,3 +90,82 @@ def test_middle_dot_variants_unified() -> None:
 def test_phone() -> None:
     assert phone_problem("13812345678") is None
     assert phone_problem("12812345678") == "phone_malformed"
+
+
+# --- issue 11: characters no bank can carry, plausible ID numbers --------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("张\ud800三", "text_invalid_character"),
+        ("\udc00", "text_invalid_character"),
+        ("张\ufffe", "text_invalid_character"),
+        ("张\U0010ffff", "text_invalid_character"),
+        ("张\ufdd5", "text_invalid_character"),
+        ("耕地\t补贴", "text_control_character"),
+        ("耕地\r\n补贴", "text_control_character"),
+        ("耕地\x85补贴", "text_control_character"),
+        ("耕地\u00ad补贴", "text_control_character"),
+        ("耕地\u2029补贴", "text_control_character"),
+        ("耕地\ue000补贴", "text_private_use"),
+        ("耕地地力保护补贴（2026年）", None),
+        ("张\U00020000 𬎆·A", None),
+    ],
+)
+def test_text_problem(value: str, code: str | None) -> None:
+    assert text_problem(value) == code
+
+
+def test_lone_surrogate_in_a_name() -> None:
+    assert name_problem(normalize_name("张\ud800三")) == "text_invalid_character"
+    assert name_problem(normalize_name("张\U00020000")) is None  # a pair in JSON: one char
+
+
+@given(st.text(st.characters(exclude_categories=()), max_size=12))
+def test_accepted_text_encodes_in_utf8_and_gb18030(value: str) -> None:
+    if text_problem(value) is None:
+        assert value.encode("utf-8").decode("utf-8") == value
+        assert value.encode("gb18030").decode("gb18030") == value
+
+
+def test_name_limit_is_characters() -> None:
+    assert name_problem("𬎆" * NAME_MAX_CHARS) is None
+    assert name_problem("𬎆" * (NAME_MAX_CHARS + 1)) == "name_too_long"
+
+
+def _id(first17: str) -> str:
+    return first17 + id_check_char(first17)
+
+
+TODAY = dt.date(2026, 6, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (_id("43062119800101001"), None),
+        (_id("71000019800101001"), None),  # Taiwan, Hong Kong and Macao are provinces too
+        (_id("81000019800101001"), None),
+        (_id("43069919800101001"), None),  # an unknown county: a warning, not a refusal
+        (_id("00000019800101001"), "id_number_region"),
+        (_id("99999919800101001"), "id_number_region"),
+        (_id("20062119800101001"), "id_number_region"),
+        (_id("43062118500101001"), "id_number_birth_too_early"),
+        (_id("43062118991231001"), "id_number_birth_too_early"),
+        (_id("43062119000101001"), None),
+        (_id("43062120260601001"), None),  # born today
+        (_id("43062120260602001"), "id_number_birth_in_future"),
+        ("110105194912310021", "id_number_check_digit"),
+    ],
+)
+def test_id_number_intake_problem(value: str, code: str | None) -> None:
+    assert id_number_intake_problem(value, TODAY) == code
+    assert id_number_problem(value) == (code if code == "id_number_check_digit" else None)
+
+
+def test_regions_against_gb_t_2260() -> None:
+    assert region_known("430621") and region_known("430621101")  # 岳阳县, a township in it
+    assert region_known("110103")  # 崇文区, merged in 2010: old numbers keep it
+    assert not region_known("430699") and not region_known("000000")
+    assert province_known("430699") and not province_known("000000")

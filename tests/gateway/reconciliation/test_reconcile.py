@@ -29,6 +29,7 @@ from gateway.reconciliation.service import (
     reconcile,
     summary,
 )
+from gateway.rework.models import AuditRecord
 from gateway.worker import run_cycle
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, states, submit
@@ -418,6 +419,9 @@ def test_explain_and_close_are_recorded_and_guarded(ctx: Context, bank: Any) -> 
         explain(ctx, d.id, "  ", "无名")
     with pytest.raises(ValueError, match="say what happened"):
         explain(ctx, d.id, "operator-li", " ")
+    for hidden in ("operator-li\u200b", "\u202eoperator-li", "operator\x00li"):
+        with pytest.raises(ValueError, match="named person"):
+            explain(ctx, d.id, hidden, "看不见的字符")
     with pytest.raises(DiscrepancyNotFoundError):
         explain(ctx, 10**9, "operator-li", "不存在")
     explained = explain(ctx, d.id, "operator-li", "银行系统故障，回盘延迟")
@@ -438,6 +442,18 @@ def test_explain_and_close_are_recorded_and_guarded(ctx: Context, bank: Any) -> 
         ("explain", "open", "explained", "operator-li"),
         ("close", "explained", "closed", "supervisor-wang"),
     ]
+    # the audit log names who explained and who closed, with what they said
+    with ctx.sessions() as s:
+        audited = s.scalars(
+            select(AuditRecord)
+            .where(AuditRecord.target_type == "discrepancy")
+            .order_by(AuditRecord.id)
+        ).all()
+    assert [(a.action, a.actor, a.target_id, a.reason) for a in audited] == [
+        ("discrepancy.explain", "operator-li", str(d.id), "银行系统故障，回盘延迟"),
+        ("discrepancy.close", "supervisor-wang", str(d.id), "已电话确认"),
+    ]
+    assert audited[1].detail == {"type": d.type, "from": "explained", "to": "closed"}
     # closed stays closed: the same condition detected again adds nothing
     again = reconcile(ctx, "recon", now=utcnow() + LATER)
     assert again.opened == {} and again.open_by_type == {}

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from gateway.commands.rework import history_lines
 from gateway.context import Context
 from gateway.demo.data import Person
 from gateway.kit.identity import id_check_char, luhn_check_digit
 from gateway.payments.states import ItemState
-from gateway.rework.cli import history_lines
 from gateway.rework.corrections import export_correction_list, mark_returned
 from gateway.rework.errors import InvalidIdNumberError
 from gateway.rework.history import payment_history

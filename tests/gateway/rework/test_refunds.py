@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from gateway.batches.models import PaymentItem
@@ -17,6 +20,7 @@ from gateway.payments.transitions import move_items
 from gateway.rework.errors import (
     MakerCheckerError,
     NothingSelectedError,
+    OperatorRequiredError,
     ReasonRequiredError,
     RefundSelectionError,
     RefundStaleError,
@@ -326,3 +330,63 @@ def test_cutoff_setting_is_a_day_every_year_has(value: str, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError):
             Settings(refund_cutoff=value)
+
+
+# --- one person, however spelled ---------------------------------------------------------
+
+_FORMAT = ["\u200b", "\u200c", "\u200d", "\u00ad", "\ufeff", "\u202e", "\u2066", "\u2060"]
+_NAME = st.text(
+    alphabet=st.characters(categories=["Lu", "Ll", "Lo", "Nd"]), min_size=1, max_size=12
+)
+
+
+def _folded(name: str) -> str:
+    """The test's own reading of "the same name": NFKC + casefold, Cf characters removed."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+@st.composite
+def _spelling(draw: st.DrawFn, base: str) -> str:
+    out: list[str] = []
+    for c in base:
+        style = draw(st.sampled_from(["same", "upper", "lower", "wide"]))
+        ch = c.upper() if style == "upper" else c.lower() if style == "lower" else c
+        if style == "wide" and "!" <= ch <= "~":
+            ch = chr(ord(ch) + 0xFEE0)
+        out.append(ch if _folded(ch) == _folded(c) else c)  # e.g. ı → I folds to i
+        if draw(st.integers(0, 4)) == 0:
+            out.insert(draw(st.integers(0, len(out))), draw(st.sampled_from(_FORMAT)))
+    return "".join(out)
+
+
+@st.composite
+def _maker_and_lookalike(draw: st.DrawFn) -> tuple[str, str]:
+    maker = draw(_NAME.filter(lambda n: 0 < len(n.strip()) == len(n)))
+    return maker, draw(_spelling(maker))
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=_maker_and_lookalike())
+def test_the_maker_never_checks_their_own_refund_however_spelled(
+    ctx: Context, names: tuple[str, str]
+) -> None:
+    maker, checker = names
+    assert _folded(maker) == _folded(checker)
+    ctx.settings.refund_cutoff = "01-01"
+    with ctx.sessions() as s:
+        first = s.scalar(select(func.count()).select_from(TreasuryRefund)) == 0
+    if first:
+        batch(ctx, "R-P", PEOPLE[:1])
+        fail(ctx, "R-P", [1])
+    try:
+        proposed = propose_refund(ctx, proposer=maker, reason=WHY, batch_no="R-P")
+    except OperatorRequiredError:
+        return  # a name no one may act under (e.g. too long once folded)
+    with pytest.raises((MakerCheckerError, OperatorRequiredError)):
+        approve_refund(ctx, proposed.id, checker)
+    with pytest.raises((MakerCheckerError, OperatorRequiredError)):
+        reject_refund(ctx, proposed.id, checker, "同一人")
+    assert item_state(ctx, "R-P", 1) == ItemState.FAILED
+    # a different person frees the items for the next example
+    reject_refund(ctx, proposed.id, "另一位复核员", "换人重新提交")

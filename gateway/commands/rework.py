@@ -1,13 +1,18 @@
 """``gateway corrections|refunds|history``: the operator's commands for failed payments.
 
-Every command names its operator (real-name users, Article 11 (二)); every query of
-personal data and every important operation is written to the audit log. Output is masked.
+Every command logs its person in with their dashboard account (``--account LOGIN``, the
+password asked for or read from ``--password-file`` / ``$GATEWAY_ACCOUNT_PASSWORD``: real-
+name users, Article 11 (二)) and applies the dashboard's rules for the same action: the
+role (acting needs an operator or supervisor, deciding a refund a supervisor) and the
+regions (a township account sees and acts on its township only). What is recorded is the
+account's login name, as on the dashboard: the proposer of a refund cannot approve it from
+either channel. Every query of personal data and every important operation is written to
+the audit log. Output is masked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gateway.dashboard.accounts import Permission, Principal
+from gateway.dashboard.cli import (
+    AccountOption,
+    PasswordFileOption,
+    RemovedOperatorOption,
+    sign_in,
+)
 from gateway.kit.money import format_yuan
 
 if TYPE_CHECKING:
@@ -28,12 +40,13 @@ corrections_app = typer.Typer(
 )
 refunds_app = typer.Typer(help="Treasury refunds (退回国库), maker-checker.", no_args_is_help=True)
 
-Operator = Annotated[str, typer.Option("--operator", help="Your own operator name (实名).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @contextmanager
-def _context() -> Iterator[Context]:
+def operator_context() -> Iterator[Context]:
+    """The context of one command; a refused operation is printed (Chinese and English,
+    with its code) and exits 1."""
     from gateway.context import Context  # noqa: PLC0415
     from gateway.kit.logging import configure_logging  # noqa: PLC0415
     from gateway.rework.errors import ReworkError  # noqa: PLC0415
@@ -48,7 +61,7 @@ def _context() -> Iterator[Context]:
     try:
         yield ctx
     except ReworkError as exc:
-        typer.echo(f"错误：{exc.message_zh}（{exc.code}）", err=True)
+        typer.echo(f"错误：{exc.message_zh}（{exc.code}）\nerror: {exc.message_en}", err=True)
         problems = getattr(exc, "problems", None)
         if problems:
             for item_id, problem in sorted(problems.items())[:50]:
@@ -67,8 +80,9 @@ def _echo_json(value: Any) -> None:
 
 @corrections_app.command("export")
 def corrections_export(
-    operator: Operator,
     out: Annotated[Path, typer.Option(help="Where to write the XLSX (file or directory).")],
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
     batch_no: Annotated[
         list[str] | None, typer.Option("--batch-no", help="Only these batches (repeat).")
     ] = None,
@@ -82,14 +96,18 @@ def corrections_export(
         bool, typer.Option(help="Names, ID and account numbers in clear (needs --reason).")
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why (required with --unmasked).")] = None,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """Export failed items as a correction list (XLSX, one sheet per township/subsidy)."""
+    """Export failed items as a correction list (XLSX, a sheet per township/subsidy).
+
+    Operators and supervisors; the items of their regions only."""
     from gateway.rework.corrections import export_correction_list  # noqa: PLC0415
 
-    with _context() as ctx:
+    with operator_context() as ctx:
+        who = sign_in(ctx, account, password_file, Permission.ACT, operator=operator)
         result = export_correction_list(
             ctx,
-            operator=operator,
+            operator=who.actor,
             batch_nos=batch_no or None,
             region_code=region,
             subsidy_code=subsidy,
@@ -97,6 +115,7 @@ def corrections_export(
             include_returned=include_returned,
             unmasked=unmasked,
             reason_text=reason,
+            regions=who.region_filter(),
         )
     target = out / result.file_name if out.is_dir() else out
     target.write_bytes(result.content)
@@ -105,19 +124,24 @@ def corrections_export(
         f"{format_yuan(result.amount_fen)} 元，{len(result.sheets)} 个工作表"
         f"{'（未脱敏）' if result.unmasked else ''} → {target}"
     )
-    typer.echo(f"标记为已退回修改：gateway corrections mark-returned {result.list_id} --operator …")
+    typer.echo(f"标记为已退回修改：gateway corrections mark-returned {result.list_id} --account …")
 
 
 @corrections_app.command("mark-returned")
 def corrections_mark_returned(
     list_id: Annotated[int, typer.Argument(help="Correction list number.")],
-    operator: Operator,
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """Mark the items of a correction list as returned for correction (failed → returned)."""
+    """Mark the items of a correction list as returned for correction (failed → returned).
+
+    Operators and supervisors of the list's regions."""
     from gateway.rework.corrections import mark_returned  # noqa: PLC0415
 
-    with _context() as ctx:
-        moved = mark_returned(ctx, list_id, operator)
+    with operator_context() as ctx:
+        who = sign_in(ctx, account, password_file, Permission.ACT, operator=operator)
+        moved = mark_returned(ctx, list_id, who.actor, regions=who.region_filter())
     typer.echo(f"更正清单 {list_id}：{moved} 笔明细已标记为已退回修改")
 
 
@@ -136,8 +160,9 @@ def _refund_line(r: RefundView) -> str:
 
 @refunds_app.command("propose")
 def refunds_propose(
-    operator: Operator,
     reason: Annotated[str, typer.Option(help="Why these items go back to the treasury.")],
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
     item: Annotated[list[int] | None, typer.Option("--item", help="Item id (repeat).")] = None,
     batch_no: Annotated[str | None, typer.Option(help="Every unpaid item of a batch.")] = None,
     fiscal_year: Annotated[int | None, typer.Option(help="Every unpaid item of a year.")] = None,
@@ -145,74 +170,120 @@ def refunds_propose(
     as_of: Annotated[
         str | None, typer.Option(help="Judge the cut-off on this day (YYYY-MM-DD).")
     ] = None,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """Propose a treasury refund of unpaid items past the cut-off (the maker's half)."""
+    """Propose a treasury refund of unpaid items past the cut-off (the maker's half).
+
+    Operators and supervisors; the items of their regions only."""
     from gateway.rework.refunds import propose_refund  # noqa: PLC0415
 
-    day = dt.date.fromisoformat(as_of) if as_of else None
-    with _context() as ctx:
+    day = _day(as_of, "--as-of")
+    with operator_context() as ctx:
+        who = sign_in(ctx, account, password_file, Permission.ACT, operator=operator)
         refund = propose_refund(
             ctx,
-            proposer=operator,
+            proposer=who.actor,
             reason=reason,
             item_ids=item or None,
             batch_no=batch_no,
             fiscal_year=fiscal_year,
             payer_account=payer_account,
             as_of=day,
+            regions=who.region_filter(),
         )
     typer.echo(_refund_line(refund))
-    typer.echo(f"待另一名操作员审核：gateway refunds approve {refund.id} --operator …")
+    typer.echo(f"待另一名复核员审核：gateway refunds approve {refund.id} --account …")
 
 
-def _decide(action: Callable[[Context], RefundView]) -> None:
-    with _context() as ctx:
-        refund = action(ctx)
+def _day(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("YYYY-MM-DD", param_hint=option) from None
+
+
+def _decide(
+    account: str | None,
+    password_file: Path | None,
+    operator: str | None,
+    action: Callable[[Context, Principal], RefundView],
+) -> None:
+    with operator_context() as ctx:
+        who = sign_in(ctx, account, password_file, Permission.APPROVE, operator=operator)
+        refund = action(ctx, who)
     typer.echo(_refund_line(refund))
 
 
 @refunds_app.command("approve")
 def refunds_approve(
     refund_id: Annotated[int, typer.Argument(help="Refund number.")],
-    operator: Operator,
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """Approve a proposed refund (a different operator than the proposer)."""
+    """Approve a proposed refund (a supervisor; never the proposer's account).
+
+    Only a refund all of whose items lie in the supervisor's regions."""
     from gateway.rework.refunds import approve_refund  # noqa: PLC0415
 
-    _decide(lambda ctx: approve_refund(ctx, refund_id, operator, note=note))
+    _decide(
+        account,
+        password_file,
+        operator,
+        lambda ctx, who: approve_refund(
+            ctx, refund_id, who.actor, note=note, regions=who.region_filter()
+        ),
+    )
 
 
 @refunds_app.command("reject")
 def refunds_reject(
     refund_id: Annotated[int, typer.Argument(help="Refund number.")],
-    operator: Operator,
     reason: Annotated[str, typer.Option(help="Why it is rejected.")],
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """Reject a proposed refund (a different operator than the proposer)."""
+    """Reject a proposed refund (a supervisor; never the proposer's account).
+
+    Only a refund all of whose items lie in the supervisor's regions."""
     from gateway.rework.refunds import reject_refund  # noqa: PLC0415
 
-    _decide(lambda ctx: reject_refund(ctx, refund_id, operator, reason))
+    _decide(
+        account,
+        password_file,
+        operator,
+        lambda ctx, who: reject_refund(
+            ctx, refund_id, who.actor, reason, regions=who.region_filter()
+        ),
+    )
 
 
 @refunds_app.command("list")
 def refunds_list(
-    operator: Operator,
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
     state: Annotated[str | None, typer.Option(help="proposed, approved or rejected.")] = None,
     as_json: AsJson = False,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """List treasury refunds, newest first, and the approved total."""
+    """List treasury refunds, newest first, and the approved total (your regions)."""
     from gateway.rework import audit  # noqa: PLC0415
     from gateway.rework.refunds import RefundState, list_refunds, refund_summary  # noqa: PLC0415
 
     if state is not None and state not in {s.value for s in RefundState}:
         raise typer.BadParameter("proposed, approved or rejected", param_hint="--state")
-    with _context() as ctx:
-        name = audit.operator_name(operator)
-        refunds = list_refunds(ctx, state=state)
-        summary = refund_summary(ctx)
+    with operator_context() as ctx:
+        who = sign_in(ctx, account, password_file, Permission.SEE_PAYMENTS, operator=operator)
+        refunds = list_refunds(ctx, state=state, regions=who.region_filter())
+        summary = refund_summary(ctx, regions=who.region_filter())
         with ctx.sessions.begin() as session:
-            audit.record(session, actor=name, action="refund.list", target_type="treasury_refund")
+            audit.record(
+                session, actor=who.actor, action="refund.list", target_type="treasury_refund"
+            )
     if as_json:
         _echo_json({"refunds": [r.as_dict() for r in refunds], "approved": summary})
         return
@@ -226,21 +297,25 @@ def refunds_list(
 @refunds_app.command("show")
 def refunds_show(
     refund_id: Annotated[int, typer.Argument(help="Refund number.")],
-    operator: Operator,
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
     as_json: AsJson = False,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """One refund with its items (masked) and the reference to re-issue each later."""
+    """One refund with its items (masked) and the reference to re-issue each later.
+
+    Only a refund all of whose items lie in your regions."""
     from gateway.rework import audit  # noqa: PLC0415
     from gateway.rework.refunds import get_refund, refund_items  # noqa: PLC0415
 
-    with _context() as ctx:
-        name = audit.operator_name(operator)
-        refund = get_refund(ctx, refund_id)
-        items = refund_items(ctx, refund_id)
+    with operator_context() as ctx:
+        who = sign_in(ctx, account, password_file, Permission.SEE_PAYMENTS, operator=operator)
+        refund = get_refund(ctx, refund_id, regions=who.region_filter())
+        items = refund_items(ctx, refund_id, regions=who.region_filter())
         with ctx.sessions.begin() as session:
             audit.record(
                 session,
-                actor=name,
+                actor=who.actor,
                 action="refund.show",
                 target_type="treasury_refund",
                 target_id=refund_id,
@@ -280,16 +355,26 @@ def refunds_show(
 
 def history(
     id_number: Annotated[str, typer.Option("--id-number", help="The person's ID number.")],
-    operator: Annotated[
-        str | None, typer.Option("--operator", help="Your operator name (default: login name).")
-    ] = None,
+    account: AccountOption = None,
+    password_file: PasswordFileOption = None,
     as_json: AsJson = False,
+    operator: RemovedOperatorOption = None,
 ) -> None:
-    """A person's payments across batches with the re-issue chains (masked, audited)."""
-    from gateway.rework.history import payment_history  # noqa: PLC0415
+    """A person's payments across batches with the re-issue chains (masked, audited).
 
-    with _context() as ctx:
-        found = payment_history(ctx, id_number, operator=operator or getpass.getuser())
+    Only the payments of your regions, as on the dashboard."""
+    from gateway.rework.history import PaymentChain, PersonHistory, payment_history  # noqa: PLC0415
+
+    with operator_context() as ctx:
+        who = sign_in(ctx, account, password_file, Permission.SEE_PAYMENTS, operator=operator)
+        found = payment_history(ctx, id_number, operator=who.actor)
+    # as on the dashboard's page: entries of other regions are left out
+    chains = [
+        PaymentChain(shown)
+        for chain in found.chains
+        if (shown := [e for e in chain.entries if who.may_see_region(e.region_code)])
+    ]
+    found = PersonHistory(id_number_masked=found.id_number_masked, chains=chains)
     if as_json:
         _echo_json(found.as_dict())
         return
