@@ -171,6 +171,9 @@ class AccountEntry:
     batch_serial: str | None = None
     file_no: int | None = None
     details: Sequence[tuple[str, int]] = field(default_factory=tuple)  # (item serial, fen)
+    # the bank's own id of the entry, unique for the account (API movements): recorded once
+    entry_id: str | None = None
+    reason_code: str = ""  # a credit that returns items (退票): the bank's return code
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,9 @@ class AccountNotice:
 class RemoteFile:
     name: str
     size: int
+    # modification time (whole seconds since the epoch) when the server gives one; a hint
+    # of change only (a file is known by its content), so not part of equality
+    mtime: int | None = field(default=None, compare=False)
 
 
 # --- the ports ---------------------------------------------------------------------------
@@ -322,6 +328,31 @@ class CallbackHint:
     timestamp: int
 
 
+@dataclass(frozen=True, slots=True)
+class MovementsPage:
+    """One page of a payer account's booked movements on one day (verified, parsed).
+    ``next_cursor`` continues after this page ("" when the day has no entries yet);
+    ``has_more``: the bank holds more entries than the page did."""
+
+    account: str
+    day: dt.date
+    entries: Sequence[AccountEntry] = field(default_factory=tuple)
+    next_cursor: str = ""
+    has_more: bool = False
+    raw: bytes = b""  # the exact signed response body, kept as evidence
+
+
+@runtime_checkable
+class AccountMovementsApi(Protocol):
+    """A bank API that also shows the payer account's movements (openapi-v1 ``GET
+    /accounts/{account}/movements``)."""
+
+    def movements(self, account: str, day: dt.date, cursor: str | None = None) -> MovementsPage:
+        """One page; raises InquiryFailedError-like TransportErrors (ask again later) or
+        FormatError (a signed answer that breaks the contract)."""
+        ...
+
+
 class BankApi(Protocol):
     """A bank reached through an HTTPS API (mutual TLS, signed requests and responses).
 
@@ -340,7 +371,9 @@ class BankApi(Protocol):
         ...
 
     def inquire(self, batch_serial: str, file_no: int) -> ApiStatus | None:
-        """The bank's status of a submission; None when the bank says it never took it."""
+        """The bank's status of a submission; None when the bank says it never took it.
+        Without a usable answer, a TransportError (ask again later) — a NeverSentError when
+        the inquiry itself never reached the bank (refused, DNS, TLS handshake)."""
         ...
 
     def verify_callback(

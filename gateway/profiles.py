@@ -53,6 +53,11 @@ class BankProfile:
     kind: str = "file"  # file | api
     api_config: dict[str, Any] = field(default_factory=dict)
     poll_seconds: float = 5.0
+    # an API bank whose account movements (openapi-v1 ``/accounts/{a}/movements``) the
+    # gateway reads and reconciles against (issue 12): ``account_movements`` in the profile,
+    # on by default for API banks (the contract has the endpoint); off → reconciled
+    # against the bank's reported results only
+    account_movements: bool = False
     _format: BankFormat | None = field(default=None, repr=False)
     _signer: Signer | None = field(default=None, repr=False)
     _api: BankApi | None = field(default=None, repr=False)
@@ -102,6 +107,13 @@ def _resolve(section: Mapping[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+def _flag(raw: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ProfileError(f"bank profile {name!r}: {key} must be true or false")
+    return value
+
+
 def load_profiles(
     path: Path, *, overrides: Mapping[str, Callable[[dict[str, Any]], None]] | None = None
 ) -> dict[str, BankProfile]:
@@ -143,6 +155,7 @@ def load_profiles(
                 kind=kind,
                 api_config=api_config,
                 poll_seconds=float(raw.get("poll_seconds", 5.0)),
+                account_movements=kind == "api" and _flag(raw, name, "account_movements", True),
             )
         except KeyError as exc:
             raise ProfileError(f"bank profile {name!r} has no {exc.args[0]!r} section") from None

@@ -75,7 +75,10 @@ class Settings(BaseSettings):
     worker_id: str | None = None
     lease_seconds: int = 120
     poll_interval_seconds: float = 1.0
+    # never-sent delivery attempts in a row (refused, DNS, handshake) before a never_sent
+    # case tells the operator; the worker keeps trying after that (docs/delivery-errors.md)
     delivery_max_attempts: int = 8
+    # inquiries of an unknown outcome before the file and its items go to a person
     inquiry_max_attempts: int = 5
     retry_initial_seconds: float = 2.0
     retry_max_seconds: float = 300.0

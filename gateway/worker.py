@@ -35,6 +35,7 @@ from gateway.dispatch.service import (
     plan_one,
     settle_dispatch_days,
 )
+from gateway.feedback.api_movements import poll_api_movements, reads_movements
 from gateway.feedback.api_poll import poll_api_profile
 from gateway.feedback.service import poll_profile
 from gateway.kit.db import session_scope
@@ -157,6 +158,13 @@ def run_cycle(ctx: Context, owner: str) -> CycleReport:
                 report.results += outcome.results_applied + outcome.files_rejected
 
         _step(report, f"poll:{profile.name}", poll, profile=profile.name)
+        if reads_movements(profile):
+            # the API bank's account movements (issue 12): a step of its own
+
+            def movements(profile: BankProfile = profile) -> None:
+                report.results += poll_api_movements(ctx, profile, owner)
+
+            _step(report, f"movements:{profile.name}", movements, profile=profile.name)
 
     def complete() -> None:
         report.completed += complete_batches(ctx, owner)

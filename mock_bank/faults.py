@@ -7,6 +7,8 @@ Configuration (TOML, the ``[faults]`` table of the bank config)::
     delay_results_seconds = 30.0   # delay_results: result files this long after taking
     bounce_after_seconds = 2.0     # bounce_after_paid (files): return this long after the
                                    # result file was written ([api] has its own setting)
+    republish_after_seconds = 2.0  # republish_result_file, tampered_result_file: the later
+                                   # version this long after the result file was written
 
     [[faults.rules]]
     kind = "drop_mid_upload"       # one of KINDS
@@ -56,12 +58,20 @@ KINDS: Final[frozenset[str]] = frozenset(
         "out_of_order_callback",
         "forged_callback",
         "replayed_callback",
+        # HTTPS API (and fw-gb18030-v1 ACT_ files): the account's movements disagree with
+        # the reported results
+        "movement_missing_debit",  # a paid item is reported paid, its debit never booked
+        "movement_double_debit",  # a paid item's debit is booked twice
+        "silent_return",  # a paid item comes back (退票) on the account only, unannounced
         # processor (files)
         "delay_results",
         "malformed_result_file",
         "partial_result_file",
         "bounce_after_paid",
         "restart",
+        # processor (files): a result file published again under its name, with its size
+        "tampered_result_file",  # first a tampered copy (genuine .sig), later the genuine
+        "republish_result_file",  # later a new signed version: one paid line now failed
     }
 )
 
@@ -100,9 +110,16 @@ class FaultsConfig:
     rules: tuple[FaultRule, ...] = field(default_factory=tuple)
     delay_results_seconds: float = 30.0
     bounce_after_seconds: float = 2.0
+    republish_after_seconds: float = 2.0
 
 
-_FAULTS_KEYS: Final = {"seed", "rules", "delay_results_seconds", "bounce_after_seconds"}
+_FAULTS_KEYS: Final = {
+    "seed",
+    "rules",
+    "delay_results_seconds",
+    "bounce_after_seconds",
+    "republish_after_seconds",
+}
 _RULE_KEYS: Final = {"kind", "probability", "nth", "max"}
 
 
@@ -169,6 +186,7 @@ def parse_faults_config(data: Mapping[str, Any] | None) -> FaultsConfig:
         rules=tuple(rules),
         delay_results_seconds=_seconds(data, "delay_results_seconds", 30.0),
         bounce_after_seconds=_seconds(data, "bounce_after_seconds", 2.0),
+        republish_after_seconds=_seconds(data, "republish_after_seconds", 2.0),
     )
 
 
@@ -190,11 +208,13 @@ class FaultSchedule:
         *,
         delay_results_seconds: float = 30.0,
         bounce_after_seconds: float = 2.0,
+        republish_after_seconds: float = 2.0,
     ) -> None:
         self.seed = seed
         self.rules: tuple[FaultRule, ...] = tuple(rules)
         self.delay_results_seconds = delay_results_seconds
         self.bounce_after_seconds = bounce_after_seconds
+        self.republish_after_seconds = republish_after_seconds
         self._lock = threading.Lock()
         self._by_kind: dict[str, list[int]] = {}
         for index, rule in enumerate(self.rules):
@@ -221,6 +241,7 @@ class FaultSchedule:
             faults.rules,
             delay_results_seconds=faults.delay_results_seconds,
             bounce_after_seconds=faults.bounce_after_seconds,
+            republish_after_seconds=faults.republish_after_seconds,
         )
 
     @classmethod

@@ -1,8 +1,10 @@
 """The bank's own codec for ``fw-gb18030-v1`` (``docs/formats/fw-gb18030-v1.md``).
 
 Written from the spec, independently of the gateway's adapter: it parses payment request
-files (``PAY_<serial>_<nn>.txt``), writes result files (``RET_<serial>_<nn>.txt``) and reads
-and writes detached signature files (``<name>.sig``).
+files (``PAY_<serial>_<nn>.txt``), writes result files (``RET_<serial>_<nn>.txt``) and
+account movements files (``ACT_<serial>_<nn>.txt``, ``ACT_<serial>_<nn>_R<k>.txt``: the
+payer account's debits and 退票 credits), and reads and writes detached signature files
+(``<name>.sig``).
 
 Layout rules, all in **bytes** of GB18030 (Python's ``gb18030`` codec):
 
@@ -183,6 +185,43 @@ RESULT_DETAIL: Final = Layout(
     ],
 )
 
+MOVEMENTS_HEADER: Final = Layout(
+    "movements header",
+    192,
+    [
+        Field("record_type", X, 1),
+        Field("format_version", X, 4),
+        Field("notice_id", X, 32),
+        Field("batch_serial", X, 16),
+        Field("file_no", N, 2),
+        Field("payer_account", X, 32),
+        Field("record_count", N, 9),
+        Field("debit_count", N, 9),
+        Field("debit_amount", N, 18),
+        Field("credit_count", N, 9),
+        Field("credit_amount", N, 18),
+        Field("created_at", N, 14),
+        Field("reserved", X, 28),
+    ],
+)
+
+MOVEMENTS_DETAIL: Final = Layout(
+    "movements detail",
+    192,
+    [
+        Field("record_type", X, 1),
+        Field("sequence", N, 9),
+        Field("direction", X, 1),
+        Field("amount", N, 15),
+        Field("booking_date", N, 8),
+        Field("bank_ref", X, 32),
+        Field("item_serial", X, 24),
+        Field("reason_code", X, 4),
+        Field("description", X, 60, cut=True),
+        Field("reserved", X, 38),
+    ],
+)
+
 # --------------------------------------------------------------------------------------------
 # File names
 
@@ -208,6 +247,16 @@ def request_name(batch_serial: str, file_no: int) -> str:
 
 def result_name(batch_serial: str, file_no: int) -> str:
     return f"RET_{batch_serial}_{file_no:02d}.txt"
+
+
+def movements_name(batch_serial: str, file_no: int, return_no: int | None = None) -> str:
+    """``ACT_<serial>_<nn>.txt`` (the movements booked when the request file was processed)
+    or ``ACT_<serial>_<nn>_R<k>.txt`` (the k-th later one: a return)."""
+    if return_no is None:
+        return f"ACT_{batch_serial}_{file_no:02d}.txt"
+    if not 1 <= return_no <= 999_999:
+        raise ValueError(f"return number {return_no} is not 1…999999")
+    return f"ACT_{batch_serial}_{file_no:02d}_R{return_no}.txt"
 
 
 def signature_name(name: str) -> str:
@@ -676,3 +725,86 @@ def parse_signature_file(data: bytes) -> DetachedSignature:
         sha256_hex=values["sha256"],
         signature=signature,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Account movements file (ACT_…): what the bank booked on the payer account
+
+Direction = Literal["D", "C"]
+
+#: Reason codes of movements: the debit paying an item, a return (退票) credit naming it.
+PAYMENT_DEBIT_CODE: Final = "0000"
+PAYMENT_DEBIT_TEXT: Final = "代发扣款"
+RETURN_CODE: Final = "R001"
+RETURN_TEXT: Final = "退票"
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One detail record: money that left (``D``) or came back to (``C``) the payer
+    account. ``item_serial`` is ``""`` for a movement that is no item's (``D999``/``C999``)."""
+
+    direction: Direction
+    amount_fen: int
+    booking_date: date
+    bank_ref: str
+    item_serial: str
+    reason_code: str
+    description: str
+
+
+def render_movements(
+    *,
+    notice_id: str,
+    batch_serial: str,
+    file_no: int,
+    payer_account: str,
+    created_at: datetime,
+    movements: Sequence[Movement],
+) -> bytes:
+    """An account movements file: header with the per-direction counts and amounts, one
+    detail per movement (sequence 1…n), trailer with the count and the total of all
+    amounts. ``movements`` may be empty (nothing was booked)."""
+    debits = [m for m in movements if m.direction == "D"]
+    credits = [m for m in movements if m.direction == "C"]
+    if len(debits) + len(credits) != len(movements):
+        raise ValueError("movement direction must be D or C")
+    if any(m.amount_fen <= 0 for m in movements):
+        raise ValueError("a movement is a positive number of fen")
+    header = _render(
+        MOVEMENTS_HEADER,
+        {
+            "record_type": "H",
+            "format_version": FORMAT_VERSION,
+            "notice_id": notice_id,
+            "batch_serial": batch_serial,
+            "file_no": file_no,
+            "payer_account": payer_account,
+            "record_count": len(movements),
+            "debit_count": len(debits),
+            "debit_amount": sum(m.amount_fen for m in debits),
+            "credit_count": len(credits),
+            "credit_amount": sum(m.amount_fen for m in credits),
+            "created_at": int(created_at.strftime("%Y%m%d%H%M%S")),
+        },
+    )
+    lines = [header]
+    for sequence, m in enumerate(movements, start=1):
+        lines.append(
+            _render(
+                MOVEMENTS_DETAIL,
+                {
+                    "record_type": "D",
+                    "sequence": sequence,
+                    "direction": m.direction,
+                    "amount": m.amount_fen,
+                    "booking_date": int(m.booking_date.strftime("%Y%m%d")),
+                    "bank_ref": m.bank_ref,
+                    "item_serial": m.item_serial,
+                    "reason_code": m.reason_code,
+                    "description": m.description,
+                },
+            )
+        )
+    lines.append(_trailer(len(movements), sum(m.amount_fen for m in movements)))
+    return b"".join(line + CRLF for line in lines)

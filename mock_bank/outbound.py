@@ -10,6 +10,12 @@ transaction as the credits (:meth:`LedgerTxn.execute`), so a restart loses nothi
 - ``file_returns``: items paid by a request file that the fault schedule
   (``bounce_after_paid``) bounces (退票) ``delay_seconds`` after the result file was
   written. ``reversal_id`` points at the ``reversals`` row once the money came back.
+- ``file_republishes``: a result file the fault schedule (``republish_result_file``,
+  ``tampered_result_file``) publishes again under the same name and with the same size,
+  ``delay_seconds`` after it was first written (or at once, :meth:`Processor.republish_now`).
+  ``first_data``, when set, is what was written first in place of the result's bytes (a
+  tampered copy under the genuine ``.sig``); ``data`` / ``sig`` are what is published later.
+  ``written_at`` is set once the later version is in ``/outbox``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,18 @@ CREATE TABLE IF NOT EXISTS file_returns (
     notice_name     TEXT
 );
 CREATE INDEX IF NOT EXISTS file_returns_by_request ON file_returns (request_name);
+CREATE TABLE IF NOT EXISTS file_republishes (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_name  TEXT NOT NULL UNIQUE,
+    name          TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('changed', 'tampered_first')),
+    first_data    BLOB,
+    data          BLOB NOT NULL,
+    sig           BLOB NOT NULL,
+    delay_seconds REAL NOT NULL,
+    created_at    TEXT NOT NULL,
+    written_at    TEXT
+);
 """
 
 
@@ -73,6 +91,22 @@ class ScheduledReturn:
     delay_seconds: float
     reversal_id: int | None
     notice_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Republish:
+    """A result file to publish again under its name (faults ``republish_result_file`` and
+    ``tampered_result_file``)."""
+
+    id: int
+    request_name: str
+    name: str
+    kind: str  # changed | tampered_first
+    first_data: bytes | None
+    data: bytes
+    sig: bytes
+    delay_seconds: float
+    written_at: str | None
 
 
 def ensure_schema(ledger: Ledger) -> None:
@@ -181,6 +215,25 @@ def mark_returned(
     )
 
 
+def add_republish(
+    txn: LedgerTxn,
+    *,
+    request_name: str,
+    name: str,
+    kind: str,
+    first_data: bytes | None,
+    data: bytes,
+    sig: bytes,
+    delay_seconds: float,
+    created_at: str,
+) -> None:
+    txn.execute(
+        "INSERT INTO file_republishes (request_name, name, kind, first_data, data, sig, "
+        "delay_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (request_name, name, kind, first_data, data, sig, delay_seconds, created_at),
+    )
+
+
 # --- reads and single-statement updates -----------------------------------------------------
 
 
@@ -237,3 +290,61 @@ def outbound_files(ledger: Ledger) -> list[tuple[str, str | None]]:
     """``(name, written_at)`` of every extra file, in creation order."""
     rows = ledger.query("SELECT name, written_at FROM outbound_files ORDER BY created_at, name")
     return [(row["name"], row["written_at"]) for row in rows]
+
+
+_REPUBLISH_COLUMNS: Final = (
+    "p.id, p.request_name, p.name, p.kind, p.first_data, p.data, p.sig, p.delay_seconds, "
+    "p.written_at"
+)
+
+
+def _republish(row: sqlite3.Row) -> Republish:
+    first = row["first_data"]
+    return Republish(
+        id=row["id"],
+        request_name=row["request_name"],
+        name=row["name"],
+        kind=row["kind"],
+        first_data=None if first is None else bytes(first),
+        data=bytes(row["data"]),
+        sig=bytes(row["sig"]),
+        delay_seconds=row["delay_seconds"],
+        written_at=row["written_at"],
+    )
+
+
+def republish_of(ledger: Ledger, request_name: str) -> Republish | None:
+    """The republication planned for a request's result file, if any (done or not)."""
+    rows = ledger.query(
+        f"SELECT {_REPUBLISH_COLUMNS} FROM file_republishes AS p "  # noqa: S608
+        "WHERE p.request_name = ?",
+        (request_name,),
+    )
+    return _republish(rows[0]) if rows else None
+
+
+def get_republish(ledger: Ledger, republish_id: int) -> Republish:
+    rows = ledger.query(
+        f"SELECT {_REPUBLISH_COLUMNS} FROM file_republishes AS p WHERE p.id = ?",  # noqa: S608
+        (republish_id,),
+    )
+    if not rows:
+        raise ValueError(f"no republication {republish_id}")
+    return _republish(rows[0])
+
+
+def pending_republishes(ledger: Ledger) -> list[Republish]:
+    """Republications not yet written whose result file is written already."""
+    rows = ledger.query(
+        f"SELECT {_REPUBLISH_COLUMNS} FROM file_republishes AS p "  # noqa: S608
+        "JOIN request_files AS r ON r.name = p.request_name "
+        "WHERE p.written_at IS NULL AND r.result_written_at IS NOT NULL ORDER BY p.id"
+    )
+    return [_republish(row) for row in rows]
+
+
+def mark_republished(ledger: Ledger, republish_id: int, written_at: str) -> None:
+    with ledger.begin() as txn:
+        txn.execute(
+            "UPDATE file_republishes SET written_at = ? WHERE id = ?", (written_at, republish_id)
+        )

@@ -15,17 +15,27 @@ processed before (names starting with a dot are ignored). For each file taken:
    never blocks other files; results decided but not yet written when the bank stopped are
    written on the next start.
 
+A fixed-width request file accepted also gets its account movements file
+``ACT_<serial>_<nn>.txt`` (the debit of every item it credited, kept in
+:mod:`mock_bank.outbound`), written right **before** the result file; a 退票 later writes
+``ACT_<serial>_<nn>_R<k>.txt`` (a credit naming the item).
+
 With ``format = "iso20022-v1"`` the same steps take ``P001_<serial>_<nn>.xml`` (pain.001) and
 answer with ``P002_…xml`` (pain.002) and, when anything was credited, ``C054_…xml``
 (camt.054, kept in :mod:`mock_bank.outbound` and written right after the pain.002).
 
 Fault hook points (:mod:`mock_bank.faults`): ``delay_results`` and ``restart`` once per
 request file taken, ``malformed_result_file`` and ``partial_result_file`` once per file the
-bank writes to ``/outbox``, ``bounce_after_paid`` once per credit made.
+bank writes to ``/outbox``, ``bounce_after_paid`` once per credit made; fixed-width only:
+``movement_missing_debit`` and then (if it did not fire) ``movement_double_debit`` once per
+credit booked in an ``ACT_…`` file; ``tampered_result_file`` and then (if it did not fire)
+``republish_result_file`` once per accepted result file with a paid line (the later version
+is kept in :mod:`mock_bank.outbound`; :meth:`Processor.republish_now` writes it at once).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import itertools
@@ -45,14 +55,19 @@ from mock_bank import iso20022 as iso
 from mock_bank.accounts import AccountRegistry
 from mock_bank.faults import FaultSchedule, malformed_file, truncated_file
 from mock_bank.fileformat import (
+    PAYMENT_DEBIT_CODE,
+    PAYMENT_DEBIT_TEXT,
     FileRejectedError,
     ItemStatus,
+    Movement,
     RequestFile,
     RequestItem,
     ResultItem,
     SignatureError,
+    movements_name,
     parse_request,
     parse_request_name,
+    render_movements,
     render_rejected_result,
     render_result,
     result_name,
@@ -61,7 +76,7 @@ from mock_bank.fileformat import (
 )
 from mock_bank.ledger import Ledger, LedgerTxn, PendingResult
 from mock_bank.masking import mask_tail
-from mock_bank.outbound import OutboundFile
+from mock_bank.outbound import OutboundFile, Republish
 from mock_bank.rules import Rule, decide
 from mock_bank.signing import PrivateKey, PublicKey, sign_file, verify_file
 
@@ -94,8 +109,17 @@ class _ReturnJob:
     return_id: int
 
 
-#: What the heap holds: a result file, an extra file (camt.054), or a return to perform.
-_Job = PendingResult | OutboundFile | _ReturnJob
+@dataclass(frozen=True, slots=True)
+class _RepublishJob:
+    """Publish a result file again (faults ``republish_result_file``,
+    ``tampered_result_file``): ``file_republishes.id``."""
+
+    republish_id: int
+
+
+#: What the heap holds: a result file, an extra file (camt.054), a return to perform, or a
+#: result file to publish again.
+_Job = PendingResult | OutboundFile | _ReturnJob | _RepublishJob
 
 
 @dataclass(order=True)
@@ -173,6 +197,8 @@ class Processor:
             self._push(now, extra)
         for scheduled in outbound.scheduled_returns(self._ledger):
             self._push(now + scheduled.delay_seconds, _ReturnJob(scheduled.id))
+        for again in outbound.pending_republishes(self._ledger):
+            self._push(now + again.delay_seconds, _RepublishJob(again.id))
 
     def _push(self, due: float, job: _Job) -> None:
         heapq.heappush(self._due, _Due(due, next(self._seq), job))
@@ -294,6 +320,8 @@ class Processor:
         if isinstance(job, OutboundFile):
             self._write_extra(job)
             return job.name
+        if isinstance(job, _RepublishJob):
+            return self._do_republish(job.republish_id)
         self._do_return(job.return_id)
         return None
 
@@ -353,7 +381,11 @@ class Processor:
                     result_sig=result_sig,
                 )
             else:
-                items = [self._settle(txn, request, item, name, now) for item in request.items]
+                paid_fresh: list[tuple[str, int]] = []
+                items = [
+                    self._settle(txn, request, item, name, now, paid_fresh)
+                    for item in request.items
+                ]
                 paid = [i for i in items if i.status == "S"]
                 failed = [i for i in items if i.status == "F"]
                 result = render_result(
@@ -363,7 +395,21 @@ class Processor:
                     processing_date=now.date(),
                 )
                 result = self._faulty(result, out_name)
-                result_sig = sign_file(result, self._bank_key, self._bank_key_id)
+                result, result_sig = self._plan_republish(
+                    txn,
+                    name,
+                    out_name,
+                    result,
+                    _fw_corrected(
+                        items,
+                        lambda changed: render_result(
+                            batch_serial=serial,
+                            file_no=file_no,
+                            items=changed,
+                            processing_date=now.date(),
+                        ),
+                    ),
+                )
                 txn.add_request_file(
                     name=name,
                     sha256=sha256,
@@ -380,6 +426,7 @@ class Processor:
                     failed_count=len(failed),
                     failed_amount_fen=sum(i.amount_fen for i in failed),
                 )
+                self._add_movements(txn, request, name, now, paid_fresh)
         self._processed.add(name)
 
         if rejection is not None:
@@ -404,6 +451,75 @@ class Processor:
         )
         self._schedule_result(pending, took)
         return True
+
+    def _add_movements(
+        self,
+        txn: LedgerTxn,
+        request: RequestFile,
+        request_name: str,
+        now: datetime,
+        paid_fresh: Sequence[tuple[str, int]],
+    ) -> None:
+        """The account movements file of an accepted fixed-width request: one booking (one
+        reference) debiting the payer account for every item credited by this file — none
+        when nothing was (the file then says nothing was booked). Hook points
+        ``movement_missing_debit`` (the item's debit is not booked) and
+        ``movement_double_debit`` (booked a second time, under its own reference), once per
+        credit."""
+        header = request.header
+        booked_on = now.date()
+        ref = txn.next_bank_ref(booked_on)
+        movements: list[Movement] = []
+        doubled: list[Movement] = []
+        for item_serial, amount_fen in paid_fresh:
+            debit = Movement(
+                direction="D",
+                amount_fen=amount_fen,
+                booking_date=booked_on,
+                bank_ref=ref,
+                item_serial=item_serial,
+                reason_code=PAYMENT_DEBIT_CODE,
+                description=PAYMENT_DEBIT_TEXT,
+            )
+            if self.faults.should("movement_missing_debit"):
+                log.warning(
+                    "fault_movement_missing_debit", file=request_name, item_serial=item_serial
+                )
+                continue
+            movements.append(debit)
+            if self.faults.should("movement_double_debit"):
+                log.warning(
+                    "fault_movement_double_debit", file=request_name, item_serial=item_serial
+                )
+                doubled.append(
+                    Movement(
+                        direction="D",
+                        amount_fen=amount_fen,
+                        booking_date=booked_on,
+                        bank_ref=txn.next_bank_ref(booked_on),
+                        item_serial=item_serial,
+                        reason_code=PAYMENT_DEBIT_CODE,
+                        description=PAYMENT_DEBIT_TEXT,
+                    )
+                )
+        notice_name = movements_name(header.batch_serial, header.file_no)
+        data = render_movements(
+            notice_id=f"ACT{header.batch_serial}{header.file_no:02d}",
+            batch_serial=header.batch_serial,
+            file_no=header.file_no,
+            payer_account=header.payer_account,
+            created_at=now,
+            movements=movements + doubled,
+        )
+        data = self._faulty(data, notice_name)
+        outbound.add_file(
+            txn,
+            name=notice_name,
+            request_name=request_name,
+            data=data,
+            sig=sign_file(data, self._bank_key, self._bank_key_id),
+            created_at=now.isoformat(),
+        )
 
     def _schedule_result(self, pending: PendingResult, took: float) -> None:
         """Hold a decided result for ``result_delay_seconds`` (hook points ``delay_results``
@@ -507,7 +623,18 @@ class Processor:
                     msg_id=report_id, created=now, request=request, statuses=statuses
                 )
                 report = self._faulty(report, out_name)
-                report_sig = sign_file(report, self._bank_key, self._bank_key_id)
+                report, report_sig = self._plan_republish(
+                    txn,
+                    name,
+                    out_name,
+                    report,
+                    _iso_corrected(
+                        statuses,
+                        lambda changed: iso.render_status_report(
+                            msg_id=report_id, created=now, request=request, statuses=changed
+                        ),
+                    ),
+                )
                 paid = [s for s in statuses if s.status == iso.ACSC]
                 failed = [s for s in statuses if s.status == iso.RJCT]
                 txn.add_request_file(
@@ -704,8 +831,10 @@ class Processor:
         item: RequestItem,
         file_name: str,
         now: datetime,
+        paid_fresh: list[tuple[str, int]],
     ) -> ResultItem:
-        """Decide one item, record its credit (if paid) and its result."""
+        """Decide one item, record its credit (if paid) and its result; a fresh credit is
+        appended to ``paid_fresh`` (it is debited in the ``ACT_…`` file)."""
         header = request.header
         code, message, bank_ref, repeated = self._decide_item(
             txn,
@@ -723,6 +852,8 @@ class Processor:
             now=now,
         )
         status: ItemStatus = "S" if code == codes.PAID else "F"
+        if status == "S" and not repeated:
+            paid_fresh.append((item.item_serial, item.amount_fen))
         txn.add_item_result(
             file_name=file_name,
             sequence=item.sequence,
@@ -771,16 +902,90 @@ class Processor:
 
     def _write_result(self, pending: PendingResult) -> None:
         self.outbox.mkdir(parents=True, exist_ok=True)
+        if not self._iso:
+            # fixed-width: the account movements go out before the result file, so a reader
+            # that has the result has (in the same or an earlier listing) the movements
+            for extra in outbound.pending_files(self._ledger, pending.request_name):
+                self._write_extra(extra)
+        again = outbound.republish_of(self._ledger, pending.request_name)
+        first = again.first_data if again is not None else None
         self._publish(signature_name(pending.result_name), pending.result_sig)
-        self._publish(pending.result_name, pending.result_bytes)
+        self._publish(pending.result_name, pending.result_bytes if first is None else first)
         self._ledger.mark_result_written(pending.request_name, self._clock().isoformat())
         log.info("result_written", file=pending.result_name, request=pending.request_name)
+        if first is not None:
+            log.warning("fault_tampered_result_file", file=pending.result_name)
         # What follows the result: the camt.054 at once, returns after their delay.
         now = self._monotonic()
         for extra in outbound.pending_files(self._ledger, pending.request_name):
             self._push(now, extra)
         for scheduled in outbound.scheduled_returns(self._ledger, pending.request_name):
             self._push(now + scheduled.delay_seconds, _ReturnJob(scheduled.id))
+        if again is not None and again.written_at is None:
+            self._push(now + again.delay_seconds, _RepublishJob(again.id))
+
+    def _plan_republish(
+        self,
+        txn: LedgerTxn,
+        request_name: str,
+        result_name: str,
+        result: bytes,
+        corrected: bytes | None,
+    ) -> tuple[bytes, bytes]:
+        """Sign the result file; hook points ``tampered_result_file``, then (if it did not
+        fire) ``republish_result_file``, once per accepted result file with a paid line
+        (``corrected``: the file with its first paid line failed). Both versions get the
+        same size (:func:`_same_size`). Tampered: ``corrected`` is written first under the
+        genuine ``.sig`` (it does not verify), the genuine file later. Republished: the
+        genuine file first, later ``corrected``, signed. The ledger is not changed: the
+        credit stands. Returns the result file and its signature."""
+        kind = ""
+        if corrected is not None:
+            if self.faults.should("tampered_result_file"):
+                kind = "tampered_first"
+            elif self.faults.should("republish_result_file"):
+                kind = "changed"
+        if corrected is None or not kind:
+            return result, sign_file(result, self._bank_key, self._bank_key_id)
+        result, corrected = _same_size(result, corrected)
+        result_sig = sign_file(result, self._bank_key, self._bank_key_id)
+        if kind == "tampered_first":
+            first, data, sig = corrected, result, result_sig
+        else:
+            first, data = None, corrected
+            sig = sign_file(corrected, self._bank_key, self._bank_key_id)
+        outbound.add_republish(
+            txn,
+            request_name=request_name,
+            name=result_name,
+            kind=kind,
+            first_data=first,
+            data=data,
+            sig=sig,
+            delay_seconds=self.faults.republish_after_seconds,
+            created_at=self._clock().isoformat(),
+        )
+        return result, result_sig
+
+    def _do_republish(self, republish_id: int) -> str | None:
+        """Publish a result file's later version (signature first, as for any result)."""
+        again = outbound.get_republish(self._ledger, republish_id)
+        if again.written_at is not None:
+            return None
+        self._publish(signature_name(again.name), again.sig)
+        self._publish(again.name, again.data)
+        outbound.mark_republished(self._ledger, again.id, self._clock().isoformat())
+        event = "fault_republish_result_file" if again.kind == "changed" else "genuine_republished"
+        log.warning(event, file=again.name, request=again.request_name, size=len(again.data))
+        return again.name
+
+    def republish_now(self) -> list[str]:
+        """Write at once every later version owed (a control for tests and demos: the
+        faults ``republish_result_file`` and ``tampered_result_file`` otherwise wait
+        ``republish_after_seconds``). Returns the names written."""
+        with self._lock:
+            owed: list[Republish] = outbound.pending_republishes(self._ledger)
+            return [name for again in owed if (name := self._do_republish(again.id))]
 
     def _write_extra(self, extra: OutboundFile) -> None:
         self.outbox.mkdir(parents=True, exist_ok=True)
@@ -791,9 +996,9 @@ class Processor:
 
     def _do_return(self, return_id: int) -> None:
         """Fault ``bounce_after_paid``: the item's money comes back (退票). A reversal entry
-        in the ledger and, for ``iso20022-v1``, a camt.054 credit notice ``C054_…_R<k>``."""
+        in the ledger and a credit notice: for ``iso20022-v1`` a camt.054 ``C054_…_R<k>``,
+        for ``fw-gb18030-v1`` an account movements file ``ACT_…_R<k>.txt``."""
         now = self._clock()
-        extra: OutboundFile | None = None
         with self._ledger.begin() as txn:
             scheduled = outbound.get_return(txn, return_id)
             if scheduled.reversal_id is not None:
@@ -804,8 +1009,28 @@ class Processor:
                 reason=RETURN_REASON,
                 reversed_at=now.isoformat(),
             )
-            if self._iso:
-                k = outbound.returns_done(txn, scheduled.request_name) + 1
+            k = outbound.returns_done(txn, scheduled.request_name) + 1
+            if not self._iso:
+                name = movements_name(scheduled.batch_serial, scheduled.file_no, k)
+                data = render_movements(
+                    notice_id=f"ACT{scheduled.batch_serial}{scheduled.file_no:02d}R{k}",
+                    batch_serial=scheduled.batch_serial,
+                    file_no=scheduled.file_no,
+                    payer_account=scheduled.payer_account,
+                    created_at=now,
+                    movements=[
+                        Movement(
+                            direction="C",
+                            amount_fen=scheduled.amount_fen,
+                            booking_date=now.date(),
+                            bank_ref=txn.next_bank_ref(now.date()),
+                            item_serial=scheduled.item_serial,
+                            reason_code=RETURN_CODE,
+                            description=RETURN_REASON,
+                        )
+                    ],
+                )
+            else:
                 name = iso.notification_name(scheduled.batch_serial, scheduled.file_no, k)
                 data = iso.render_return_notification(
                     msg_id=f"C054{iso.message_id(scheduled.batch_serial, scheduled.file_no)}R{k}",
@@ -816,33 +1041,30 @@ class Processor:
                     end_to_end_id=scheduled.item_serial,
                     amount_fen=scheduled.amount_fen,
                 )
-                data = self._faulty(data, name)
-                extra = OutboundFile(
-                    name=name,
-                    request_name=scheduled.request_name,
-                    data=data,
-                    sig=sign_file(data, self._bank_key, self._bank_key_id),
-                )
-                outbound.add_file(
-                    txn,
-                    name=extra.name,
-                    request_name=extra.request_name,
-                    data=extra.data,
-                    sig=extra.sig,
-                    created_at=now.isoformat(),
-                )
-            outbound.mark_returned(
-                txn, return_id, reversal_id=reversal.id, notice_name=extra.name if extra else None
+            data = self._faulty(data, name)
+            extra = OutboundFile(
+                name=name,
+                request_name=scheduled.request_name,
+                data=data,
+                sig=sign_file(data, self._bank_key, self._bank_key_id),
             )
+            outbound.add_file(
+                txn,
+                name=extra.name,
+                request_name=extra.request_name,
+                data=extra.data,
+                sig=extra.sig,
+                created_at=now.isoformat(),
+            )
+            outbound.mark_returned(txn, return_id, reversal_id=reversal.id, notice_name=extra.name)
         log.warning(
             "item_returned",
             request=scheduled.request_name,
             item_serial=scheduled.item_serial,
             amount_fen=scheduled.amount_fen,
-            notice=extra.name if extra else None,
+            notice=extra.name,
         )
-        if extra is not None:
-            self._push(self._monotonic(), extra)
+        self._push(self._monotonic(), extra)
 
 
 def _job_name(job: _Job) -> str:
@@ -850,4 +1072,62 @@ def _job_name(job: _Job) -> str:
         return job.result_name
     if isinstance(job, OutboundFile):
         return job.name
+    if isinstance(job, _RepublishJob):
+        return f"republish #{job.republish_id}"
     return f"return #{job.return_id}"
+
+
+def _same_size(a: bytes, b: bytes) -> tuple[bytes, bytes]:
+    """Two versions of a result file made the same size: fixed-width records already are;
+    XML (the pretty-printed pain.002) — the shorter gets spaces before its closing
+    ``</Document>`` (whitespace the schema ignores)."""
+    if len(a) == len(b) or not a.startswith(b"<?xml"):
+        return a, b
+    closing = b"</Document>"
+
+    def padded(data: bytes, size: int) -> bytes:
+        at = data.rfind(closing)
+        at = len(data) if at < 0 else at
+        return data[:at] + b" " * (size - len(data)) + data[at:]
+
+    size = max(len(a), len(b))
+    return padded(a, size), padded(b, size)
+
+
+def _fw_corrected(
+    items: Sequence[ResultItem], render: Callable[[list[ResultItem]], bytes]
+) -> bytes | None:
+    """The result file again with its first paid line failed (``E104`` 账户已销户, no bank
+    reference): fixed-width records, so the same size. None when nothing was paid."""
+    index = next((n for n, item in enumerate(items) if item.status == "S"), None)
+    if index is None:
+        return None
+    changed = list(items)
+    changed[index] = dataclasses.replace(
+        items[index],
+        status="F",
+        code=codes.ACCOUNT_CLOSED,
+        message=codes.item_message(codes.ACCOUNT_CLOSED),
+        bank_ref="",
+    )
+    return render(changed)
+
+
+def _iso_corrected(
+    statuses: Sequence[iso.TransactionStatus],
+    render: Callable[[list[iso.TransactionStatus]], bytes],
+) -> bytes | None:
+    """The pain.002 again with its first ``ACSC`` now ``RJCT`` ``AC04``: the same size, since
+    ``<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>`` and ``<AcctSvcrRef>`` with a
+    20-character bank reference are both 47 bytes. None when nothing was paid."""
+    index = next((n for n, st in enumerate(statuses) if st.status == iso.ACSC), None)
+    if index is None:
+        return None
+    changed = list(statuses)
+    changed[index] = dataclasses.replace(
+        statuses[index],
+        status=iso.RJCT,
+        reason=iso.REASON_CODES[codes.ACCOUNT_CLOSED],
+        bank_ref=None,
+    )
+    return render(changed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,7 @@ class MockBank:
         self._sftp: BankSFTPServer | None = None
         self._processor: Processor | None = None
         self._api: ApiRuntime | None = None
+        self._held_ports: list[socket.socket] = []  # ports held while the listeners are closed
 
     # --- state --------------------------------------------------------------------------------
 
@@ -183,6 +185,9 @@ class MockBank:
         )
 
     def stop(self) -> None:
+        for sock in self._held_ports:
+            sock.close()
+        self._held_ports = []
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -201,6 +206,38 @@ class MockBank:
             self._ledger = None
             log.info("mock_bank_stopped")
 
+    # --- outages ------------------------------------------------------------------------------
+
+    def close_listeners(self) -> None:
+        """The bank goes off the network: its SFTP and HTTPS ports stop listening and open
+        sessions are cut, so every connection is refused (TCP RST, as when a bank's front
+        end is down), while its ledger, processor and stored files carry on. The ports stay
+        bound (not listening), so nothing else takes them; ``open_listeners`` listens on
+        them again."""
+        if self._held_ports:
+            return
+        if self._sftp is not None:
+            port = self._sftp.port
+            self._sftp.stop()
+            host = self.config.sftp.host if self.config.sftp is not None else "127.0.0.1"
+            self._held_ports.append(_hold_port(host, port))
+        if self._api is not None:
+            port = self._api.port
+            self._api.close_listener()
+            self._held_ports.append(_hold_port(self._api.config.host, port))
+        log.warning("mock_bank_listeners_closed")
+
+    def open_listeners(self) -> None:
+        """Listen again on the ports ``close_listeners`` closed."""
+        held, self._held_ports = self._held_ports, []
+        for sock in held:
+            sock.close()
+        if self._sftp is not None:
+            self._sftp.start()
+        if self._api is not None:
+            self._api.open_listener()
+        log.info("mock_bank_listeners_opened")
+
     def _write_port_file(self, port: int, path: Path | None = None) -> None:
         path = path if path is not None else self.config.port_file
         tmp = path.with_name(f".{path.name}.tmp")
@@ -218,3 +255,17 @@ class MockBank:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _hold_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` that does not listen: the port stays taken, and a
+    connection to it is refused (RST) as to a closed port."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -444,6 +444,7 @@ class BankSFTPServer:
         sock.settimeout(_ACCEPT_POLL_SECONDS)
         self._sock = sock
         self._port = int(sock.getsockname()[1])
+        self._requested_port = self._port  # started again after stop(): the same port
         self._stop.clear()
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name="mock-bank-sftp-accept", daemon=True

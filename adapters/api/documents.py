@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from gateway.ports import (
+    AccountEntry,
     ApiItemResult,
     ApiItemStatus,
     ApiStatus,
     FieldError,
     FormatError,
+    MovementsPage,
     RequestHeader,
     RequestItem,
 )
@@ -46,6 +48,12 @@ _EVENT_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _CODE_RE: Final = re.compile(r"[A-Za-z0-9_]{0,32}")
 _MAX_TEXT: Final = 256
 CALLBACK_EVENTS: Final = frozenset({"disbursement.completed", "item.returned"})
+#: Entries one page of account movements may hold (the contract's bound).
+MAX_MOVEMENTS_PER_PAGE: Final = 1000
+ACCOUNT_RE: Final = re.compile(r"[0-9]{1,32}")
+CURSOR_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ENTRY_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_CHINA: Final = dt.timezone(dt.timedelta(hours=8))
 
 
 def check_batch_serial(batch_serial: str) -> None:
@@ -475,3 +483,112 @@ def decode_envelope(data: bytes) -> Envelope:
     if not ciphertext or len(ciphertext) % 16:
         _fail("envelope: 'data' is not a non-empty multiple of 16 bytes")
     return Envelope(key_id, iv, ciphertext, mac)
+
+
+# --- account movements ---------------------------------------------------------------------
+
+
+def check_account(account: str) -> None:
+    if not isinstance(account, str) or ACCOUNT_RE.fullmatch(account) is None:
+        raise ValueError("a payer account is 1-32 ASCII digits")
+
+
+def check_cursor(cursor: str) -> None:
+    if not isinstance(cursor, str) or CURSOR_RE.fullmatch(cursor) is None:
+        raise ValueError("a cursor is 1-64 characters [A-Za-z0-9_-]")
+
+
+def parse_movements(data: bytes, account: str, day: dt.date) -> MovementsPage:
+    """The 200 answer to ``GET /accounts/{account}/movements?date=…``: every rule of the
+    contract checked, or ``FormatError`` (nothing of a broken page is used)."""
+    r = _Reader(load_object(data, "movements"), "movements")
+    if r.text("account") != account:
+        _fail("movements: 'account' is not the one asked for")
+    if r.text("date") != day.isoformat():
+        _fail("movements: 'date' is not the one asked for")
+    raw_entries = r.array("entries")
+    if len(raw_entries) > MAX_MOVEMENTS_PER_PAGE:
+        _fail(f"movements: more than {MAX_MOVEMENTS_PER_PAGE} entries in one page")
+    entries: list[AccountEntry] = []
+    ids: set[str] = set()
+    for index, raw in enumerate(raw_entries, start=1):
+        entry = _parse_movement(raw, f"movements entry {index}", account, day)
+        if entry.entry_id in ids:
+            _fail(f"movements entry {index}: entry_id repeats in the page")
+        ids.add(entry.entry_id or "")
+        entries.append(entry)
+    next_cursor = r.text("next_cursor", max_length=64)
+    if next_cursor and CURSOR_RE.fullmatch(next_cursor) is None:
+        _fail("movements: 'next_cursor' is not 1-64 characters [A-Za-z0-9_-]")
+    has_more = r._get("has_more")
+    if not isinstance(has_more, bool):
+        _fail("movements: 'has_more' is not true or false")
+    r.done()
+    if has_more and (not entries or not next_cursor):
+        _fail("movements: 'has_more' with an empty page or no 'next_cursor'")
+    if entries and not next_cursor:
+        _fail("movements: entries but no 'next_cursor'")
+    return MovementsPage(
+        account=account,
+        day=day,
+        entries=tuple(entries),
+        next_cursor=next_cursor,
+        has_more=has_more,
+        raw=data,
+    )
+
+
+def _parse_movement(obj: object, where: str, account: str, day: dt.date) -> AccountEntry:
+    r = _Reader(obj, where)
+    entry_id = r.text("entry_id", pattern=_ENTRY_ID_RE)
+    booked_at = r.time("booked_at")
+    assert booked_at is not None  # noqa: S101 (not optional above)
+    try:
+        booked_on = booked_at.astimezone(_CHINA).date()
+    except OverflowError:
+        _fail(f"{where}: 'booked_at' is out of range")
+    if booked_on != day:
+        _fail(f"{where}: 'booked_at' is not on the day asked for")
+    direction = r.text("direction")
+    if direction not in ("debit", "credit"):
+        _fail(f"{where}: 'direction' is neither 'debit' nor 'credit'")
+    amount = r.integer("amount_fen", minimum=1)
+    if amount > 10**15:
+        _fail(f"{where}: 'amount_fen' is beyond any account's range")
+    bank_ref = r.text("bank_ref", max_length=64)
+    batch_serial = r._get("batch_serial")
+    file_no = r._get("file_no")
+    item_serial = r._get("item_serial")
+    if batch_serial is not None and (
+        not isinstance(batch_serial, str) or BATCH_SERIAL_RE.fullmatch(batch_serial) is None
+    ):
+        _fail(f"{where}: 'batch_serial' is neither null nor 16 characters [0-9A-Z]")
+    if file_no is not None and (
+        isinstance(file_no, bool) or not isinstance(file_no, int) or not 1 <= file_no <= 99
+    ):
+        _fail(f"{where}: 'file_no' is neither null nor 1...{MAX_FILE_NO}")
+    if item_serial is not None and (
+        batch_serial is None
+        or not isinstance(item_serial, str)
+        or item_serial_re(batch_serial).fullmatch(item_serial) is None
+    ):
+        _fail(f"{where}: 'item_serial' is not null nor an item serial of 'batch_serial'")
+    if batch_serial is None and file_no is not None:
+        _fail(f"{where}: 'file_no' without 'batch_serial'")
+    reason_code = r.text("reason_code", pattern=_CODE_RE)
+    if direction == "debit" and reason_code:
+        _fail(f"{where}: a debit has a reason code")
+    r.done()
+    details = ((item_serial, amount),) if item_serial is not None else ()
+    return AccountEntry(
+        account=account,
+        amount_fen=amount,
+        direction="debit" if direction == "debit" else "credit",
+        booked_on=day,
+        bank_ref=bank_ref,
+        batch_serial=batch_serial,
+        file_no=file_no,
+        details=details,
+        entry_id=entry_id,
+        reason_code=reason_code,
+    )

@@ -13,12 +13,18 @@ Tree (ports classes in brackets)::
     ├── [OutcomeUnknownError]      (raised as is: 5xx, timeouts after sending, responses
     │                              whose signature does not verify …)
     └── InquiryFailedError         a status inquiry (GET) got no usable answer: transport
-                                   failure, a status other than 200/404, a response whose
-                                   signature does not verify, 429 (with ``retry_after``).
-                                   A read changes nothing at the bank, so this says nothing
-                                   about the submission itself: neither "never sent" nor
-                                   "unknown outcome" applies. Ask again later; never treat
-                                   it as the bank's "not found".
+        │                          failure, a status other than 200/404, a response whose
+        │                          signature does not verify, 429 (with ``retry_after``).
+        │                          A read changes nothing at the bank, so this says nothing
+        │                          about the submission itself: neither "never sent" nor
+        │                          "unknown outcome" applies. Ask again later; never treat
+        │                          it as the bank's "not found".
+        └── InquiryNotSentError    …and the inquiry itself never reached the bank (connect
+                                   refused, DNS, TLS handshake: ``classify`` says
+                                   never_sent). Also a [NeverSentError], so that the
+                                   gateway knows nothing reached the bank in that attempt:
+                                   the bank being down is not an unknown outcome
+                                   (docs/delivery-errors.md).
 
 A 200 inquiry answer whose signature verifies but whose body breaks the contract is a
 ``gateway.ports.FormatError`` (the bank said something we cannot read: an operator case,
@@ -56,3 +62,8 @@ class InquiryFailedError(TransportError):
         super().__init__(message, retry_after=retry_after)
         self.status = status
         self.code = code
+
+
+class InquiryNotSentError(InquiryFailedError, NeverSentError):
+    """A status inquiry that never reached the bank (connect refused, DNS, TLS handshake):
+    nothing was asked, and nothing of any attempt was sent by it."""

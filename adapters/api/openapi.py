@@ -91,7 +91,10 @@ Error classification of ``inquire`` (a read: it changes nothing at the bank)
     took the submission); 200 with a valid signature but a body that breaks the contract →
     ``FormatError``; everything else — any transport failure, an invalid signature, 429
     (``retry_after`` set), 5xx, a 404 without ``NOT_FOUND`` (a router's 404 is no proof) —
-    → ``InquiryFailedError`` (ask again later; see :mod:`adapters.api.errors`).
+    → ``InquiryFailedError`` (ask again later; see :mod:`adapters.api.errors`), and when
+    the inquiry itself provably never reached the bank (the ``never_sent`` rows of the
+    submit table: refused, DNS, TLS handshake) → ``InquiryNotSentError``, which is also a
+    ``NeverSentError``: an attempt that reached nothing is no unknown outcome.
 
 ``verify_callback``: a missing/repeated/malformed signature header, a key id other than
 the pinned one, a timestamp outside ±300 s of our clock, or an invalid signature →
@@ -104,6 +107,7 @@ digit runs (card and ID numbers) masked before they go into an exception.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import math
 import re
@@ -119,17 +123,20 @@ import structlog
 from adapters.api.documents import (
     ENVELOPE_MAC_KEY_INFO,
     Envelope,
+    check_account,
     check_batch_serial,
+    check_cursor,
     check_file_no,
     decode_envelope,
     parse_ack,
     parse_callback,
     parse_error_code,
+    parse_movements,
     parse_status,
     render_disbursement,
     render_envelope,
 )
-from adapters.api.errors import InquiryFailedError, RateLimitedError
+from adapters.api.errors import InquiryFailedError, InquiryNotSentError, RateLimitedError
 from adapters.api.signing import (
     HEADER_CLIENT_ID,
     HEADER_REQUEST_ID,
@@ -155,6 +162,7 @@ from gateway.ports import (
     ApiStatus,
     CallbackHint,
     FormatError,
+    MovementsPage,
     NeverSentError,
     OutcomeUnknownError,
     RejectedError,
@@ -168,6 +176,9 @@ log = structlog.get_logger(__name__)
 NAME: Final = "openapi-v1"
 BASE_PATH: Final = "/openapi/v1"
 DISBURSEMENTS_PATH: Final = f"{BASE_PATH}/disbursements"
+ACCOUNTS_PATH: Final = f"{BASE_PATH}/accounts"
+#: A page of account movements holds at most 1000 entries of a few hundred bytes each.
+MAX_MOVEMENTS_RESPONSE_BYTES: Final = 2 * 1024 * 1024
 #: Seconds an idle keep-alive connection is kept (uvicorn closes idle ones after 5 s).
 KEEPALIVE_EXPIRY: Final = 2.0
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
@@ -509,8 +520,16 @@ class OpenApiBank:
         try:
             answer = self._exchange("GET", path, headers, None)
         except (httpx.HTTPError, OSError, _UnusableResponseError) as exc:
-            log.warning("openapi.inquiry_failed", request_id=request_id, error=type(exc).__name__)
-            raise InquiryFailedError(f"inquire {request_id}: {_describe(exc)}") from exc
+            kind = classify(exc)
+            log.warning(
+                "openapi.inquiry_failed",
+                request_id=request_id,
+                outcome=kind,
+                error=type(exc).__name__,
+            )
+            # never reached the bank (refused, DNS, handshake): a NeverSentError as well
+            cls = InquiryNotSentError if kind == "never_sent" else InquiryFailedError
+            raise cls(f"inquire {request_id}: {_describe(exc)}") from exc
         try:
             self._verify_response(answer, path)
         except SignatureError as exc:
@@ -539,6 +558,78 @@ class OpenApiBank:
             code=code,
             retry_after=retry_after,
         )
+
+    # --- account movements -------------------------------------------------------------
+
+    def movements(self, account: str, day: dt.date, cursor: str | None = None) -> MovementsPage:
+        """One page of the payer account's booked movements on ``day`` (``cursor``: a
+        ``next_cursor`` of an earlier page). A read like ``inquire``: any transport failure,
+        an answer whose signature does not verify, any status but 200, or an answer larger
+        than :data:`MAX_MOVEMENTS_RESPONSE_BYTES` → ``InquiryFailedError``; a signed 200
+        that breaks the contract → ``FormatError``."""
+        check_account(account)
+        if cursor is not None:
+            check_cursor(cursor)
+        query = f"date={day.isoformat()}" + (f"&cursor={cursor}" if cursor else "")
+        path = f"{ACCOUNTS_PATH}/{account}/movements?{query}"
+        request_id = f"MV{day:%Y%m%d}"
+        headers = {
+            HEADER_CLIENT_ID: self.client_id,
+            HEADER_REQUEST_ID: request_id,
+            **sign_headers(self._signer, "GET", path, b"", int(self._clock())),
+        }
+        try:
+            answer = self._read_bounded(path, headers, MAX_MOVEMENTS_RESPONSE_BYTES)
+        except (httpx.HTTPError, OSError, _UnusableResponseError) as exc:
+            log.warning("openapi.movements_failed", day=day.isoformat(), error=type(exc).__name__)
+            raise InquiryFailedError(f"movements {request_id}: {_describe(exc)}") from exc
+        try:
+            self._verify_response(answer, path)
+        except SignatureError as exc:
+            log.warning(
+                "openapi.response_unverified", request_id=request_id, http_status=answer.status
+            )
+            raise InquiryFailedError(
+                f"movements {request_id}: HTTP {answer.status} answer refused: {exc}",
+                status=answer.status,
+            ) from exc
+        if answer.status == 200:
+            try:
+                return parse_movements(answer.body, account, day)
+            except FormatError as exc:
+                log.error("openapi.movements_malformed", request_id=request_id)
+                raise FormatError(f"movements {request_id}: {exc}") from exc
+        code, message = parse_error_code(answer.body)
+        words = f": {mask(message)}" if message else ""
+        retry_after = self._retry_after(answer.headers) if answer.status == 429 else None
+        raise InquiryFailedError(
+            f"movements {request_id}: HTTP {answer.status} {code or ''}{words}".rstrip(),
+            status=answer.status,
+            code=code,
+            retry_after=retry_after,
+        )
+
+    def _read_bounded(self, path: str, headers: dict[str, str], limit: int) -> _Answer:
+        """A GET and its whole response, refused beyond ``limit`` bytes (declared or read)."""
+        request = self._client.build_request("GET", self.origin + path, headers=headers)
+        response = self._client.send(request, stream=True)
+        try:
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding != "identity":
+                raise _UnusableResponseError(f"response is {encoding}-encoded")
+            declared = response.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise _UnusableResponseError(f"response of {declared} bytes is too large")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > limit:
+                    raise _UnusableResponseError(f"response larger than {limit} bytes")
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return _Answer(response.status_code, response.headers, b"".join(chunks))
 
     # --- callbacks ---------------------------------------------------------------------
 

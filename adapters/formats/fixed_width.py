@@ -1,4 +1,5 @@
-"""Bank format ``fw-gb18030-v1``: fixed-width GB18030 request and result files (代发文件/回盘).
+"""Bank format ``fw-gb18030-v1``: fixed-width GB18030 request and result files (代发文件/回盘)
+and the bank's account movements files (``ACT_…``: debits of the payer account, 退票 credits).
 
 The contract is ``docs/formats/fw-gb18030-v1.md``; where this module and the text disagree,
 the text wins. The mock bank implements the same text independently (no shared code).
@@ -36,6 +37,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from gateway.ports import (
+    AccountEntry,
+    AccountNotice,
     FieldError,
     FormatError,
     RequestHeader,
@@ -64,8 +67,18 @@ _NON_CONTROL_BYTES: Final = bytes(b for b in range(256) if 0x20 <= b != 0x7F)
 _SERIAL = re.compile(r"[0-9A-Z]{16}")
 _REQUEST_NAME = re.compile(r"PAY_([0-9A-Z]{16})_([0-9]{2})\.txt")
 _RESULT_NAME = re.compile(r"RET_([0-9A-Z]{16})_([0-9]{2})\.txt")
+# The movements booked for a request file, or (``_R<k>``) the k-th later one (a return).
+_NOTICE_NAME = re.compile(r"ACT_([0-9A-Z]{16})_([0-9]{2})(?:_R[1-9][0-9]{0,5})?\.txt")
+_NOTICE_ID = re.compile(r"[0-9A-Z]{1,32}")
+_RETURN_CODE = re.compile(r"R(?!000)[0-9]{3}")
 
 PAID_CODE: Final = "0000"
+
+# Reason codes of account movements (``ACT_…`` files): a payment's debit, returns (``R…``,
+# credits naming the item), and movements that are no item's.
+PAYMENT_DEBIT: Final = "0000"
+OTHER_DEBIT: Final = "D999"
+OTHER_CREDIT: Final = "C999"
 
 
 # --- layouts -------------------------------------------------------------------------------
@@ -189,12 +202,67 @@ RESULT_DETAIL: Final = Layout(
     ),
 )
 
+MOVEMENTS_HEADER: Final = Layout(
+    "movements header",
+    b"H",
+    (
+        Field("record_type", "X", 1),
+        Field("format_version", "X", 4),
+        Field("notice_id", "X", 32),
+        Field("batch_serial", "X", 16),
+        Field("file_no", "9", 2),
+        Field("payer_account", "X", 32),
+        Field("record_count", "9", 9),
+        Field("debit_count", "9", 9),
+        Field("debit_fen", "9", 18),
+        Field("credit_count", "9", 9),
+        Field("credit_fen", "9", 18),
+        Field("created_at", "9", 14),
+        Field("reserved", "X", 28),
+    ),
+)
+
+MOVEMENTS_DETAIL: Final = Layout(
+    "movements detail",
+    b"D",
+    (
+        Field("record_type", "X", 1),
+        Field("seq", "9", 9),
+        Field("direction", "X", 1),
+        Field("amount_fen", "9", 15),
+        Field("booked_on", "9", 8),
+        Field("bank_ref", "X", 32),
+        Field("serial", "X", 24),
+        Field("reason_code", "X", 4),
+        Field("description", "X", 60, cut=True),
+        Field("reserved", "X", 38),
+    ),
+)
+
 # The spec's record lengths; a layout typo must fail at import, not in production.
 assert REQUEST_HEADER.length == 192  # noqa: S101
 assert REQUEST_DETAIL.length == 256  # noqa: S101
 assert TRAILER.length == 64  # noqa: S101
 assert RESULT_HEADER.length == 128  # noqa: S101
 assert RESULT_DETAIL.length == 224  # noqa: S101
+assert MOVEMENTS_HEADER.length == 192  # noqa: S101
+assert MOVEMENTS_DETAIL.length == 192  # noqa: S101
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One detail record of an account movements file (``ACT_…``), for rendering.
+
+    ``direction`` ``"debit"`` (money left the payer account) or ``"credit"`` (it came
+    back); ``serial`` empty for a movement that is no item's (reason ``D999``/``C999``)."""
+
+    direction: Literal["debit", "credit"]
+    amount_fen: int
+    booked_on: dt.date
+    bank_ref: str
+    serial: str
+    reason_code: str
+    description: str = ""
 
 
 # --- encoding helpers ------------------------------------------------------------------------
@@ -412,7 +480,8 @@ def _tie(name: str, stated: int, actual: int, where: str) -> None:
 
 
 class FixedWidthGb18030Format:
-    """``fw-gb18030-v1`` (implements ``gateway.ports.BankFormat``)."""
+    """``fw-gb18030-v1`` (implements ``gateway.ports.BankFormat`` and
+    ``AccountNoticeFormat``: the bank's account movements files ``ACT_…txt``)."""
 
     name = "fw-gb18030-v1"
 
@@ -450,6 +519,30 @@ class FixedWidthGb18030Format:
     def parse_result_file_name(self, name: str) -> tuple[str, int] | None:
         """``(batch_serial, file_no)`` of a result file name, or None if it is not one."""
         m = _RESULT_NAME.fullmatch(name)
+        if m is None or m.group(2) == "00":
+            return None
+        return m.group(1), int(m.group(2))
+
+    def account_notice_file_name(
+        self, batch_serial: str, file_no: int, return_no: int | None = None
+    ) -> str:
+        """``ACT_<serial>_<nn>.txt``, or ``ACT_<serial>_<nn>_R<k>.txt`` for the k-th later
+        movement (a return)."""
+        self._check_name_parts(batch_serial, file_no)
+        if return_no is None:
+            return f"ACT_{batch_serial}_{file_no:02d}.txt"
+        if not 1 <= return_no <= 999_999:
+            raise FieldError(
+                f"return_no {return_no} is not 1…999999", field_name="return_no", code=OUT_OF_RANGE
+            )
+        return f"ACT_{batch_serial}_{file_no:02d}_R{return_no}.txt"
+
+    def is_account_notice_name(self, name: str) -> bool:
+        return self.parse_account_notice_file_name(name) is not None
+
+    def parse_account_notice_file_name(self, name: str) -> tuple[str, int] | None:
+        """``(batch_serial, file_no)`` of an account movements file name, or None."""
+        m = _NOTICE_NAME.fullmatch(name)
         if m is None or m.group(2) == "00":
             return None
         return m.group(1), int(m.group(2))
@@ -900,3 +993,201 @@ class FixedWidthGb18030Format:
         )
         records.append(b"")
         return CRLF.join(records)
+
+    # --- account movements (ACT_…) ---
+
+    def parse_account_notice(self, data: bytes) -> AccountNotice:
+        """Parse an account movements file (``ACT_…txt``) into an AccountNotice.
+
+        Each booking (the detail records sharing a bank reference) is one AccountEntry of
+        the header's payer account, in the order of its first record: ``amount_fen`` the sum
+        of its records, ``details`` its itemised records as ``(item serial, fen)``.
+        FormatError unless every record, code, count and total ties out.
+        """
+        lines = _split_records(data)
+        line = lines[0]
+        _check_type(line, 1, MOVEMENTS_HEADER)
+        h = MOVEMENTS_HEADER.split(line, 1)
+        _fixed(h["format_version"], FORMAT_VERSION, "format_version", 1)
+        _reserved(h["reserved"], 1)
+        notice_id = _text(h["notice_id"], "notice_id", 1)
+        if _NOTICE_ID.fullmatch(notice_id) is None:
+            raise FormatError("line 1: notice_id must be 1…32 of [0-9A-Z]")
+        batch_serial = _batch_serial(h["batch_serial"], 1)
+        file_no = _number(h["file_no"], "file_no", 1)
+        if file_no == 0:
+            raise FormatError("line 1: file_no must be 01…99")
+        account = _text(h["payer_account"], "payer_account", 1)
+        if not account:
+            raise FormatError("line 1: payer_account is empty")
+        stated = {
+            "record_count": _number(h["record_count"], "record_count", 1),
+            "debit_count": _number(h["debit_count"], "debit_count", 1),
+            "debit_fen": _number(h["debit_fen"], "debit_fen", 1),
+            "credit_count": _number(h["credit_count"], "credit_count", 1),
+            "credit_fen": _number(h["credit_fen"], "credit_fen", 1),
+        }
+        _timestamp(h["created_at"], "created_at", 1)
+
+        actual = dict.fromkeys(stated, 0)
+        # bank_ref -> (direction, booked_on, reason code, amounts, itemised details)
+        bookings: dict[str, tuple[str, dt.date, str, list[int], list[tuple[str, int]]]] = {}
+        seen: set[tuple[str, str]] = set()  # (bank_ref, item serial)
+        for index, line in enumerate(lines[1:-1], start=1):
+            line_no = index + 1
+            direction, amount, booked_on, ref, serial, code = self._parse_movement(
+                line, line_no, index
+            )
+            if serial:
+                if (ref, serial) in seen:
+                    raise FormatError(
+                        f"line {line_no}: serial {serial!r} repeats in booking {ref!r}"
+                    )
+                seen.add((ref, serial))
+            booking = bookings.get(ref)
+            if booking is None:
+                booking = bookings[ref] = (direction, booked_on, code, [], [])
+            elif booking[:3] != (direction, booked_on, code):
+                raise FormatError(
+                    f"line {line_no}: bank_ref {ref!r} names a booking with another "
+                    "direction, booking date or reason code"
+                )
+            booking[3].append(amount)
+            if serial:
+                booking[4].append((serial, amount))
+            actual["record_count"] += 1
+            actual[f"{direction}_count"] += 1
+            actual[f"{direction}_fen"] += amount
+
+        t_count, t_total = _trailer(lines)
+        for key, value in stated.items():
+            _tie(key, value, actual[key], "header")
+        _tie("item_count", t_count, actual["record_count"], "trailer")
+        _tie("total_fen", t_total, actual["debit_fen"] + actual["credit_fen"], "trailer")
+        entries = tuple(
+            AccountEntry(
+                account=account,
+                amount_fen=sum(amounts),
+                direction="debit" if direction == "debit" else "credit",
+                booked_on=booked_on,
+                bank_ref=ref,
+                batch_serial=batch_serial,
+                file_no=file_no,
+                details=tuple(details),
+                reason_code=code if direction == "credit" else "",
+            )
+            for ref, (direction, booked_on, code, amounts, details) in bookings.items()
+        )
+        return AccountNotice(message_id=notice_id, entries=entries)
+
+    @staticmethod
+    def _parse_movement(
+        line: bytes, line_no: int, index: int
+    ) -> tuple[str, int, dt.date, str, str, str]:
+        """``(direction, fen, booked_on, bank_ref, serial, reason code)`` of one detail."""
+        _check_type(line, line_no, MOVEMENTS_DETAIL)
+        d = MOVEMENTS_DETAIL.split(line, line_no)
+        _reserved(d["reserved"], line_no)
+        seq = _number(d["seq"], "seq", line_no)
+        if seq != index:
+            raise FormatError(f"line {line_no}: sequence {seq}, expected {index}")
+        raw_direction = d["direction"]
+        if raw_direction == b"D":
+            direction = "debit"
+        elif raw_direction == b"C":
+            direction = "credit"
+        else:
+            shown = raw_direction.decode("ascii", errors="replace")
+            raise FormatError(f"line {line_no}: direction {shown!r}, expected 'D' or 'C'")
+        amount = _number(d["amount_fen"], "amount_fen", line_no)
+        if amount == 0:
+            raise FormatError(f"line {line_no}: amount_fen must be > 0")
+        booked_on = _date(d["booked_on"], "booked_on", line_no)
+        ref = _text(d["bank_ref"], "bank_ref", line_no)
+        if not ref:
+            raise FormatError(f"line {line_no}: bank_ref is empty")
+        serial = _text(d["serial"], "serial", line_no)
+        code = _text(d["reason_code"], "reason_code", line_no)
+        _text(d["description"], "description", line_no)
+        if direction == "debit":
+            itemised = code == PAYMENT_DEBIT
+            known = itemised or code == OTHER_DEBIT
+        else:
+            itemised = _RETURN_CODE.fullmatch(code) is not None
+            known = itemised or code == OTHER_CREDIT
+        if not known:
+            raise FormatError(
+                f"line {line_no}: reason_code {code!r} is not a {direction} code of the format"
+            )
+        if itemised and not serial:
+            raise FormatError(f"line {line_no}: reason_code {code!r} needs an item serial")
+        if not itemised and serial:
+            raise FormatError(
+                f"line {line_no}: reason_code {code!r} is for movements of no item, "
+                "but the record names one"
+            )
+        return direction, amount, booked_on, ref, serial, code
+
+    def render_account_notice(
+        self,
+        *,
+        notice_id: str,
+        batch_serial: str,
+        file_no: int,
+        payer_account: str,
+        created_at: dt.datetime,
+        movements: Iterable[Movement],
+    ) -> bytes:
+        """Bytes of an account movements file, for tests and tools (the mock bank has its
+        own codec). Counts and totals are computed from ``movements``; nothing else is
+        checked, so tests can build files a reader refuses. Naive ``created_at`` is taken
+        as Asia/Shanghai time."""
+        self._check_name_parts(batch_serial, file_no)
+        details: list[bytes] = []
+        sums = {"debit": [0, 0], "credit": [0, 0]}
+        for seq, m in enumerate(movements, start=1):
+            details.append(
+                b"".join(
+                    (
+                        b"D",
+                        encode_number(seq, 9, "seq", seq=seq),
+                        b"D" if m.direction == "debit" else b"C",
+                        encode_number(m.amount_fen, 15, "amount_fen", seq=seq),
+                        _encode_date(m.booked_on, "booked_on"),
+                        encode_text(m.bank_ref, 32, "bank_ref", cut=False, seq=seq),
+                        encode_text(m.serial, 24, "serial", cut=False, seq=seq),
+                        encode_text(m.reason_code, 4, "reason_code", cut=False, seq=seq),
+                        encode_text(m.description, 60, "description", cut=True, seq=seq),
+                        _spaces(38),
+                    )
+                )
+            )
+            sums[m.direction][0] += 1
+            sums[m.direction][1] += m.amount_fen
+        header = b"".join(
+            (
+                b"H",
+                FORMAT_VERSION,
+                encode_text(notice_id, 32, "notice_id", cut=False),
+                encode_text(batch_serial, 16, "batch_serial", cut=False),
+                encode_number(file_no, 2, "file_no"),
+                encode_text(payer_account, 32, "payer_account", cut=False),
+                encode_number(len(details), 9, "record_count"),
+                encode_number(sums["debit"][0], 9, "debit_count"),
+                encode_number(sums["debit"][1], 18, "debit_fen"),
+                encode_number(sums["credit"][0], 9, "credit_count"),
+                encode_number(sums["credit"][1], 18, "credit_fen"),
+                _encode_timestamp(created_at),
+                _spaces(28),
+            )
+        )
+        trailer = b"".join(
+            (
+                b"T",
+                encode_number(len(details), 9, "item_count"),
+                encode_number(sums["debit"][1] + sums["credit"][1], 18, "total_fen"),
+                b"END",
+                _spaces(33),
+            )
+        )
+        return CRLF.join((header, *details, trailer, b""))

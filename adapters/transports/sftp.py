@@ -27,6 +27,9 @@ Error classification (decided here, the only place that sees the wire)
     stat / get / list: connection lost, time-   NeverSentError: they change nothing on
     out                                         the server, so repeating them is safe,
                                                 which is what NeverSentError promises
+                                                (after an upload the caller treats a
+                                                failed look as an unknown outcome:
+                                                docs/delivery-errors.md)
     stat / get / list / remove, and put_atomic  RemoteRefusedError / RemoteNotFoundError
     before the temporary file is opened: the
     server answered with an error status
@@ -191,6 +194,11 @@ def _join(directory: str, name: str) -> str:
 
 def _size(attrs: paramiko.SFTPAttributes) -> int:
     return attrs.st_size if attrs.st_size is not None else -1
+
+
+def _mtime(attrs: paramiko.SFTPAttributes) -> int | None:
+    """The server's modification time (SFTP v3: whole seconds), when it sent one."""
+    return int(attrs.st_mtime) if attrs.st_mtime is not None else None
 
 
 # --- the transport -----------------------------------------------------------------------
@@ -470,7 +478,7 @@ class SftpTransport:
             attrs = sftp.stat(path)
         except FileNotFoundError:
             return None
-        return RemoteFile(name=posixpath.basename(path), size=_size(attrs))
+        return RemoteFile(name=posixpath.basename(path), size=_size(attrs), mtime=_mtime(attrs))
 
     def stat(self, directory: str, name: str) -> RemoteFile | None:
         """The remote file, or None when it does not exist."""
@@ -520,7 +528,7 @@ class SftpTransport:
                 self._refused(f"list {directory}", exc)
             self._wire_failure(NeverSentError, f"list {directory}", exc)
         files = [
-            RemoteFile(name=a.filename, size=_size(a))
+            RemoteFile(name=a.filename, size=_size(a), mtime=_mtime(a))
             for a in entries
             if not a.filename.startswith(".")
             and (a.st_mode is None or stat_mode.S_ISREG(a.st_mode))

@@ -183,6 +183,7 @@ INBOUND_KINDS: dict[str, tuple[str, str]] = {
     "result": ("回盘文件", "result file"),
     "account_notice": ("账户通知", "account notice"),
     "api_status": ("接口状态应答", "API status"),
+    "account_movements": ("账户明细", "account movements"),
 }
 
 

@@ -122,3 +122,20 @@ def dispatch_day(
             return day
         day += dt.timedelta(days=1)
     raise RuntimeError(f"no business day within {max_days} days of {local.date()}")
+
+
+def moved_past_cutoff(
+    day: dt.date, now: dt.datetime, hours: BankHours, calendar: WorkingCalendar
+) -> dt.date | None:
+    """The business day that work meant for ``day`` and still unsent at ``now`` (aware, or
+    naive UTC) now goes out on, or None while ``day``'s cut-off has not passed. A bank
+    without a cut-off keeps a day until it ends. Raises UnknownYearError like
+    ``dispatch_day``."""
+    later = dispatch_day(now, hours, calendar)
+    return later if later > day else None
+
+
+def day_opens(day: dt.date) -> dt.datetime:
+    """When ``day`` begins in China, as naive UTC (how the database stores times)."""
+    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=CHINA)
+    return start.astimezone(dt.UTC).replace(tzinfo=None)

@@ -61,3 +61,8 @@ class OutboundFile(Base):
     # inquiry that was already on its way when one came keeps the next one due now, instead
     # of scheduling it from an answer that may predate the news (a 退票 callback, say).
     poll_hints: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # attempts in a row, up to the latest, that provably reached nothing at the bank
+    # (refused, DNS, handshake): the operator is told once a streak reaches
+    # delivery_max_attempts, and a send needs no inquiry first while every earlier attempt
+    # is in the streak (docs/delivery-errors.md)
+    never_sent_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -11,11 +11,28 @@ across a network call:
    only if it is absent, under a temporary name then renamed; verify size and hash under
    the final name; then record delivery. Errors are classified by the adapter: never-sent →
    retry later with backoff; outcome unknown → inquiry next time, never a blind resend;
-   host key / conflicting far-side content → an operator case.
+   host key / conflicting far-side content → an operator case. The rule that decides
+   between the first two is ``docs/delivery-errors.md``.
 
-Nothing is retried for ever. A failure that will happen again on every attempt is acted on
-at once; one that may pass is retried within a budget, then handed to a person. Either way
-an operator case is opened and upstream hears of it in the same worker cycle:
+**Never-sent work resumes by itself.** An attempt that provably reached nothing at the bank
+(connection refused, DNS, TLS or SSH handshake, authentication) changes nothing: the file
+keeps its state (planned, or unknown: an inquiry that never reached the bank spends none of
+the inquiry budget), its items stay where they are, and it is tried again with backoff for
+as long as the bank is down — there is no risk in waiting, and nothing for a person to
+decide. When ``delivery_max_attempts`` such attempts in a row (``never_sent_streak``) have
+failed, one ``never_sent`` case tells the operator that the bank cannot be reached and that
+the gateway goes on trying; it closes by itself (``closed_by="system"``) when an attempt
+reaches the bank. Past the bank's cut-off for the batch's business day the work moves to the
+next business day by the calendar (``Batch.dispatch_on``; the file's bytes, fixed at planning
+time and maybe already on the far side from a lost answer, are never re-rendered), is not
+tried before that day begins, and the case names the new day. Before any send the far side
+is looked at first (SFTP) or the bank is asked (API) whenever an earlier attempt may have
+reached it.
+
+Everything else is not retried for ever. A failure that will happen again on every attempt
+is acted on at once; one whose outcome is unknown is inquired about within a budget, then
+handed to a person. Either way an operator case is opened and upstream hears of it in the
+same worker cycle:
 
 - **The file cannot be made** (``plan_one``): the batch's data cannot be written in the
   bank's format (a ``FormatError``/``FieldError``), or the bank configuration is broken
@@ -26,8 +43,7 @@ an operator case is opened and upstream hears of it in the same worker cycle:
   the items are paid again by the usual correction / re-issue procedure. Database trouble
   (locked, connection lost) is not such a failure: the batch keeps its lease and is tried
   again when the lease expires, while the other batches go ahead.
-- **The file cannot be delivered**: never-sent errors are retried with backoff up to
-  ``delivery_max_attempts``, unknown outcomes are inquired about up to
+- **The file cannot be delivered**: unknown outcomes are inquired about up to
   ``inquiry_max_attempts``, and an error no adapter classified counts as an unknown outcome
   (it may have happened after bytes left). A delivery configuration that cannot even be
   built (transport or API settings, keys) is escalated at once. An escalated file's items
@@ -51,7 +67,12 @@ from sqlalchemy.orm import Session
 
 from gateway.batches.models import Batch, PaymentItem
 from gateway.context import Context
-from gateway.dispatch.calendar import UnknownYearError, dispatch_day
+from gateway.dispatch.calendar import (
+    UnknownYearError,
+    day_opens,
+    dispatch_day,
+    moved_past_cutoff,
+)
 from gateway.dispatch.models import OutboundFile
 from gateway.feedback.models import OperatorCase
 from gateway.kit.clock import china_today, utcnow
@@ -77,6 +98,9 @@ from gateway.profiles import BankProfile, ProfileError
 
 log = get_logger(__name__)
 FILE_PURPOSE = "outbound-file"
+# who closes a case that closes by itself (a never-sent case once the work goes out)
+SYSTEM_ACTOR = "system"
+NEVER_SENT_ZH = "多次尝试仍无法连接银行，系统将继续自动重试"
 _A = TypeVar("_A")
 
 
@@ -490,6 +514,9 @@ def _deliver_claimed(ctx: Context, owner: str, file_id: int) -> bool:
         if f is None or not FileState(f.state).needs_work():
             return False
         was_unknown = f.state == FileState.UNKNOWN
+        # the bank may have our submission unless every earlier attempt is recorded as
+        # having reached nothing (an attempt cut short by a crash is recorded as nothing)
+        maybe_taken = was_unknown or f.inquiries > 0 or f.attempts > f.never_sent_streak
         f.attempts += 1
         if was_unknown:
             f.inquiries += 1
@@ -512,11 +539,18 @@ def _deliver_claimed(ctx: Context, owner: str, file_id: int) -> bool:
         return True
     if profile.is_api:
         return _deliver_api(
-            ctx, profile, fid, owner, (batch_serial, file_no, name), data, attempts, inquiries
+            ctx,
+            profile,
+            fid,
+            owner,
+            (batch_serial, file_no, name),
+            data,
+            (attempts, inquiries, maybe_taken),
         )
     try:
         uploaded = retry_never_sent(
-            lambda: _deliver(ctx, profile, name, sig_name, sha, size, data, signature)
+            lambda: _deliver(ctx, profile, name, sig_name, sha, size, data, signature),
+            initial=_quick_wait(ctx),
         )
     except _DeliveryConfigError as exc:
         # an earlier attempt may have reached the bank: escalated, never failed
@@ -529,6 +563,7 @@ def _deliver_claimed(ctx: Context, owner: str, file_id: int) -> bool:
         _escalate(ctx, fid, owner, "far_side_conflict", str(exc))
         return True
     except NeverSentError as exc:
+        # nothing of this attempt reached the bank: the file keeps its state
         _retry_later(ctx, fid, owner, attempts, exc, unknown=False)
         return True
     except (OutcomeUnknownError, TransportError) as exc:
@@ -560,6 +595,12 @@ def _inquire_later(
         _retry_later(ctx, file_id, owner, attempts, exc, unknown=True)
 
 
+def _quick_wait(ctx: Context) -> float:
+    """The first wait of the in-process retries of a never-sent error: never longer than
+    the persisted schedule's first delay."""
+    return min(0.2, ctx.settings.retry_initial_seconds)
+
+
 def _deliver_api(
     ctx: Context,
     profile: BankProfile,
@@ -567,21 +608,24 @@ def _deliver_api(
     owner: str,
     ids: tuple[str, int, str],
     body: bytes,
-    attempts: int,
-    inquiries: int,
+    counts: tuple[int, int, bool],
 ) -> bool:
-    """Submit to an API bank. After any earlier attempt, ask the bank first: it may have
-    taken the submission although we never saw its answer."""
+    """Submit to an API bank. After an earlier attempt that may have reached the bank, ask
+    the bank first: it may have taken the submission although we never saw its answer.
+    An inquiry that never reached the bank (refused) is a never-sent attempt like a
+    refused submission: nothing of it left, the file keeps its state."""
     serial, file_no, request_id = ids
+    attempts, inquiries, maybe_taken = counts
+    quick = _quick_wait(ctx)
     try:
         api = _built(lambda: profile.api)
-        if attempts > 1 or inquiries > 0:
-            status = retry_never_sent(lambda: api.inquire(serial, file_no))
+        if maybe_taken:
+            status = retry_never_sent(lambda: api.inquire(serial, file_no), initial=quick)
             if status is not None:
                 log.info("dispatch.found_at_bank", request_id=request_id)
                 _record_delivered(ctx, file_id, owner, uploaded=False)
                 return True
-        ack = retry_never_sent(lambda: api.submit(request_id, body))
+        ack = retry_never_sent(lambda: api.submit(request_id, body), initial=quick)
     except RejectedError as exc:
         if exc.code in _NOT_A_REJECTION:
             # nothing proves the items were refused: a 409 means another body under our
@@ -628,6 +672,7 @@ def _record_rejected(ctx: Context, file_id: int, owner: str, exc: RejectedError)
         f.last_error = f"rejected by bank: {exc.code}: {exc}"
         f.lease_owner = None
         f.lease_until = None
+        _end_never_sent_streak(session, f, "银行已恢复连接并答复：拒绝了该请求（见新事项）")
         _open_case(session, f, "submission_rejected", f.last_error)
         move_items(
             session,
@@ -670,7 +715,12 @@ def _deliver(
             raise _FarSideConflictError(f"{sig_name} on the far side is not our signature")
         t.put_atomic(profile.inbox, name, data)
         _crash_point(ctx, "after_upload")
-        if not _verified_on_far_side(t, profile.inbox, name, sha, size):
+        try:
+            verified = _verified_on_far_side(t, profile.inbox, name, sha, size)
+        except NeverSentError as exc:
+            # the file has left: a look at the far side that failed proves nothing now
+            raise OutcomeUnknownError(f"{name} uploaded, then not verified: {exc}") from exc
+        if not verified:
             raise OutcomeUnknownError(f"{name} not verified on the far side after upload")
         return True
 
@@ -696,6 +746,7 @@ def _record_delivered(ctx: Context, file_id: int, owner: str, *, uploaded: bool)
         f.state = FileState.DELIVERED
         f.delivered_at = now
         f.last_error = None
+        _end_never_sent_streak(session, f, "银行已恢复连接，文件已送达银行（系统自动关闭）", now)
         if ctx.profiles[f.bank_profile].is_api:
             f.next_poll_at = now + dt.timedelta(seconds=ctx.profiles[f.bank_profile].poll_seconds)
         f.lease_owner = None
@@ -722,6 +773,12 @@ def _record_delivered(ctx: Context, file_id: int, owner: str, *, uploaded: bool)
 def _retry_later(
     ctx: Context, file_id: int, owner: str, attempts: int, exc: Exception, *, unknown: bool
 ) -> None:
+    """Try again later. ``unknown``: the attempt may have reached the bank (a planned file
+    becomes unknown: inquire next time). Otherwise nothing of it reached the bank: the file
+    keeps its state, see ``_never_sent_later``."""
+    if not unknown:
+        _never_sent_later(ctx, file_id, owner, exc)
+        return
     s = ctx.settings
     with session_scope(ctx.sessions) as session:
         f = session.get(OutboundFile, file_id, with_for_update=True)
@@ -736,7 +793,10 @@ def _retry_later(
         )
         f.lease_owner = None
         f.lease_until = None
-        if unknown and f.state == FileState.PLANNED:
+        _end_never_sent_streak(
+            session, f, "已重新连接银行，但本次发送结果未知，系统将先查询银行（系统自动关闭）"
+        )
+        if f.state == FileState.PLANNED:
             f.state = FileState.UNKNOWN
             move_items(
                 session,
@@ -745,20 +805,160 @@ def _retry_later(
                 owner,
                 detail={"file": f.file_name, "error": f.last_error},
             )
-        elif not unknown and attempts >= s.delivery_max_attempts:
-            # the retry budget is spent: a person takes over (upstream hears of it). The
-            # items are held, not failed: a crash after an earlier upload leaves a file on
-            # the far side that this error kept us from seeing.
-            _open_case(session, f, "never_sent", f.last_error)
-            f.state = FileState.ESCALATED
-            _hold_items(session, f, owner, "never_sent")
     log.warning(
         "dispatch.retry_later",
         file_id=file_id,
-        unknown=unknown,
+        unknown=True,
         attempts=attempts,
         error=f"{type(exc).__name__}: {exc}",
     )
+
+
+def _never_sent_later(ctx: Context, file_id: int, owner: str, exc: Exception) -> None:
+    """Nothing of this attempt reached the bank (refused, DNS, handshake): the file keeps
+    its state and its items stay where they are; it is tried again with backoff, for as
+    long as it takes. The operator is told once a streak of such attempts reaches
+    ``delivery_max_attempts``; past the bank's cut-off the work moves to the next business
+    day and waits for it (the case says so)."""
+    s = ctx.settings
+    now = utcnow()
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    moved: tuple[dt.date, dt.date] | None = None
+    with session_scope(ctx.sessions) as session:
+        f = session.get(OutboundFile, file_id, with_for_update=True)
+        if f is None or f.lease_owner != owner:
+            return
+        if f.state == FileState.UNKNOWN:
+            f.inquiries = max(0, f.inquiries - 1)  # nothing was asked: no inquiry spent
+        f.never_sent_streak += 1
+        f.last_error = error
+        f.next_attempt_at = next_attempt_at(
+            f.never_sent_streak,
+            initial=s.retry_initial_seconds,
+            maximum=s.retry_max_seconds,
+            retry_after=exc.retry_after if isinstance(exc, TransportError) else None,
+        )
+        f.lease_owner = None
+        f.lease_until = None
+        moved = _move_past_cutoff(ctx, session, f, now)
+        if moved is not None:
+            f.next_attempt_at = max(f.next_attempt_at, day_opens(moved[1]))
+        if moved is not None or f.never_sent_streak == s.delivery_max_attempts:
+            _tell_never_sent(session, f, error, moved)
+        streak, state = f.never_sent_streak, str(f.state)
+    log.warning(
+        "dispatch.retry_later",
+        file_id=file_id,
+        unknown=False,
+        state=state,
+        never_sent_streak=streak,
+        moved_to=moved[1].isoformat() if moved else None,
+        error=error,
+    )
+
+
+def _move_past_cutoff(
+    ctx: Context, session: Session, f: OutboundFile, now: dt.datetime
+) -> tuple[dt.date, dt.date] | None:
+    """Past the bank's cut-off for the batch's business day, the batch moves to the next
+    business day by the calendar: ``(from, to)``, or None while its day still holds."""
+    profile = ctx.profiles.get(f.bank_profile)
+    day = session.scalar(select(Batch.dispatch_on).where(Batch.id == f.batch_id))
+    if profile is None or day is None:
+        return None
+    try:
+        later = moved_past_cutoff(day, now, profile.hours, ctx.calendar)
+    except UnknownYearError as exc:
+        # the calendar cannot say which day is next: keep trying, never guess a day
+        log.error("dispatch.cutoff_unknown_year", file_id=f.id, year=exc.year)
+        return None
+    if later is None:
+        return None
+    session.execute(
+        update(Batch)
+        .where(Batch.id == f.batch_id, Batch.dispatch_on < later)
+        .values(dispatch_on=later)
+        .execution_options(synchronize_session=False)
+    )
+    log.warning(
+        "dispatch.moved_to_next_business_day",
+        file_id=f.id,
+        batch_id=f.batch_id,
+        from_day=day.isoformat(),
+        to_day=later.isoformat(),
+    )
+    return day, later
+
+
+def _never_sent_summary(state: str, moved_to: dt.date | None) -> str:
+    text = NEVER_SENT_ZH
+    if state == FileState.UNKNOWN:
+        text += "；此前一次发送结果未知，恢复连接后先向银行查询，确认银行未收到才会发送"
+    else:
+        text += "；文件尚未送达银行，明细仍在待发送队列"
+    if moved_to is not None:
+        text += f"；已过银行截止时间，顺延至下一营业日{moved_to.isoformat()}发送"
+    return text + "。银行恢复后自动发送，本事项自动关闭，无需重新发放"
+
+
+def _tell_never_sent(
+    session: Session, f: OutboundFile, error: str, moved: tuple[dt.date, dt.date] | None
+) -> None:
+    """Open the file's ``never_sent`` case, or bring the open one up to date (a move to
+    another business day)."""
+    note = f"{utcnow():%Y-%m-%d %H:%M:%S} UTC: {f.never_sent_streak} attempts in a row reached "
+    note += f"nothing at the bank; last error: {error}"
+    if moved is not None:
+        note += f"; dispatch day moved from {moved[0].isoformat()} to {moved[1].isoformat()}"
+    case = session.scalar(
+        select(OperatorCase).where(
+            OperatorCase.outbound_file_id == f.id,
+            OperatorCase.kind == "never_sent",
+            OperatorCase.state == "open",
+        )
+    )
+    if case is None:
+        session.add(
+            OperatorCase(
+                kind="never_sent",
+                outbound_file_id=f.id,
+                batch_id=f.batch_id,
+                summary=_never_sent_summary(str(f.state), moved[1] if moved else None),
+                evidence=note[:4000],
+            )
+        )
+        log.error("dispatch.never_sent_case", file_id=f.id, attempts=f.never_sent_streak)
+        return
+    if moved is not None:
+        case.summary = _never_sent_summary(str(f.state), moved[1])
+    case.evidence = ((case.evidence or "") + "\n" + note)[-8000:]
+
+
+def _end_never_sent_streak(
+    session: Session, f: OutboundFile, resolution: str, now: dt.datetime | None = None
+) -> None:
+    """An attempt reached the bank: the streak of never-sent attempts ends, and its case (if
+    one was opened) closes by itself, saying how."""
+    if f.never_sent_streak == 0:
+        return  # no case of this streak can be open
+    f.never_sent_streak = 0
+    closed = session.execute(
+        update(OperatorCase)
+        .where(
+            OperatorCase.outbound_file_id == f.id,
+            OperatorCase.kind == "never_sent",
+            OperatorCase.state == "open",
+        )
+        .values(
+            state="closed",
+            closed_at=now or utcnow(),
+            closed_by=SYSTEM_ACTOR,
+            close_reason=resolution,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if int(closed.rowcount):  # type: ignore[attr-defined]
+        log.info("dispatch.never_sent_case_closed", file_id=f.id)
 
 
 def _open_case(session: Session, f: OutboundFile, kind: str, evidence: str | None) -> None:
@@ -766,7 +966,7 @@ def _open_case(session: Session, f: OutboundFile, kind: str, evidence: str | Non
         "host_key": "银行SFTP服务器主机密钥与配置不符，已停止发送",
         "far_side_conflict": "银行服务器上已有同名但内容不同的文件，已停止发送",
         "outcome_unknown": "多次查询后仍无法确认文件是否送达银行",
-        "never_sent": "多次尝试仍无法连接银行",
+        "never_sent": NEVER_SENT_ZH,
         "submission_rejected": "银行拒绝了整笔代发请求",
         "idempotency_conflict": "银行报告同一请求号已用于不同内容，已停止发送，请与银行核对",
         "bank_auth_refused": "银行拒绝了本系统的签名或客户号，请检查密钥配置后重新发送",
@@ -793,6 +993,7 @@ def _escalate(ctx: Context, file_id: int, owner: str, kind: str, evidence: str) 
         f.last_error = evidence[:2000]
         f.lease_owner = None
         f.lease_until = None
+        _end_never_sent_streak(session, f, f"已转为其他待处理事项（{kind}），见新事项")
         _open_case(session, f, kind, evidence[:2000])
         _hold_items(session, f, owner, kind)
     log.error("dispatch.escalated", file_id=file_id, kind=kind, evidence=evidence)

@@ -15,6 +15,10 @@ a result for an item never sent, a broken result file…) and stays open until a
   (``gateway.dispatch.service.request_reinquiry``) — never a resend.
 
 Every step is written to the audit log in the same transaction.
+
+A ``result_file_invalid`` case closes by itself when the bank publishes a valid version of
+the refused file and it settles the items the case held (``gateway.feedback.service``:
+closed by the worker, with the reason, audited as ``case.auto_close``).
 """
 
 from __future__ import annotations

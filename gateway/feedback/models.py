@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -25,7 +26,8 @@ from gateway.kit.db import Base
 
 
 class InboundFile(Base):
-    """A result file taken from the bank, recorded by content hash (once, ever)."""
+    """A result file taken from the bank, recorded by content hash (once, ever): one row per
+    version, however many times and under whatever name the bank publishes it."""
 
     __tablename__ = "inbound_files"
     __table_args__ = (UniqueConstraint("bank_profile", "sha256"),)
@@ -44,6 +46,38 @@ class InboundFile(Base):
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     applied_count: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # issue 12: the hash of the detached .sig this version was judged with; a version
+    # rejected under one signature is judged again when another signature comes with it
+    signature_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class OutboxEntry(Base):
+    """What the gateway last saw of one name in a bank's outbox (issue 12: a file is known
+    by its content, the listing only says when to look again). ``size``/``mtime`` and
+    ``sig_size``/``sig_mtime`` are the listing's attributes of the file and of its ``.sig``
+    when they were last read; ``sha256``/``signature_sha256`` the hashes of the bytes then
+    read, ``inbound_file_id`` the version (``InboundFile``) they are. ``settled``: the
+    ``.sig`` was read once more at least ``SETTLE_SECONDS`` after ``read_at`` (SFTP times
+    are whole seconds: a rewrite within the second of the first read shows only in the
+    bytes)."""
+
+    __tablename__ = "outbox_entries"
+    __table_args__ = (UniqueConstraint("bank_profile", "file_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bank_profile: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[int | None] = mapped_column(BigInteger)
+    sig_size: Mapped[int] = mapped_column(BigInteger)
+    sig_mtime: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # None when the .sig read with the file was not the one of its version (written between
+    # the two reads): the next check reads both again
+    signature_sha256: Mapped[str | None] = mapped_column(String(64))
+    inbound_file_id: Mapped[int | None] = mapped_column(BigInteger)
+    read_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ItemResult(Base):
@@ -119,10 +153,13 @@ class ManualConfirmation(Base):
 
 
 class AccountEntryRecord(Base):
-    """A booked entry on the payer account as the bank notified it (camt.054, statement):
-    an append-only fact for reconciliation."""
+    """A booked entry on the payer account as the bank notified it (camt.054, statement,
+    an API bank's account movements): an append-only fact for reconciliation. ``entry_id``
+    is the bank's own id of an entry where it gives one (API movements): recorded once."""
 
     __tablename__ = "account_entries"
+    # issue 12 (account movements): one row per bank entry id
+    __table_args__ = (UniqueConstraint("bank_profile", "entry_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     bank_profile: Mapped[str] = mapped_column(String(32))
@@ -136,3 +173,23 @@ class AccountEntryRecord(Base):
     file_no: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[list[Any] | None] = mapped_column(JSON)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    entry_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AccountMovementPoll(Base):
+    """Where the gateway stands in reading an API bank's account movements for one payer
+    account and day (issue 12): the bank's cursor to continue from, whether the last page
+    was read (``exhausted``), and when. A past day read to the end after it was over is
+    not asked again."""
+
+    __tablename__ = "account_movement_polls"
+    __table_args__ = (UniqueConstraint("bank_profile", "account", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bank_profile: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(32))
+    day: Mapped[dt.date] = mapped_column(Date)
+    cursor: Mapped[str | None] = mapped_column(String(64))
+    exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    polled_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -3,7 +3,10 @@
 Per bank profile, one worker at a time (a named lease) lists the bank's outbox. Each
 result file is downloaded, recorded **by content hash** (a file processed twice changes
 nothing), its detached signature verified with the bank's key, parsed, and applied in one
-transaction:
+transaction. A file is known by its content, not by its name or size: a new version of a
+known name (the bank re-publishes it) is read and applied by the same rules, and when it
+is valid the cases opened for a refused earlier version of that name close by themselves
+(``poll_profile`` says when a name is read again):
 
 - a result for an item still with the bank moves it to ``paid`` or ``failed`` (the bank's
   code mapped to our reason code);
@@ -20,9 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +34,13 @@ from sqlalchemy.orm import Session
 from gateway.batches.models import Batch, ItemEventRecord, PaymentItem
 from gateway.context import Context
 from gateway.dispatch.models import OutboundFile
-from gateway.feedback.models import AccountEntryRecord, InboundFile, ItemResult, OperatorCase
+from gateway.feedback.models import (
+    AccountEntryRecord,
+    InboundFile,
+    ItemResult,
+    OperatorCase,
+    OutboxEntry,
+)
 from gateway.kit.clock import CHINA, utcnow
 from gateway.kit.db import session_scope
 from gateway.kit.leases import claim_job, release_job
@@ -47,6 +56,7 @@ from gateway.payments.states import (
 )
 from gateway.payments.transitions import complete_if_final, move_items
 from gateway.ports import (
+    AccountEntry,
     AccountNotice,
     AccountNoticeFormat,
     AdapterError,
@@ -58,20 +68,174 @@ from gateway.ports import (
     SignatureError,
 )
 from gateway.profiles import BankProfile
+from gateway.rework import audit
 
 log = get_logger(__name__)
 
 
+#: A version read this long ago (our clock) has its ``.sig`` read once more: SFTP times are
+#: whole seconds, so a rewrite in the same second with the same size shows only in the bytes
+#: (and such a rewrite can only come within a second of our read).
+SETTLE_SECONDS: Final = 2.0
+
+
 @dataclass
 class PollOutcome:
-    files_seen: int = 0
+    files_seen: int = 0  # files downloaded: new names, changed listings, settle re-reads
     files_applied: int = 0
     files_rejected: int = 0
     results_applied: int = 0
+    signatures_checked: int = 0  # .sig files read once more to settle a version
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the gateway last saw of one outbox name (an ``OutboxEntry``, detached), with the
+    state and the signature of the version it read there."""
+
+    id: int
+    size: int
+    mtime: int | None
+    sig_size: int
+    sig_mtime: int | None
+    sha256: str
+    signature_sha256: str | None
+    read_at: dt.datetime
+    settled: bool
+    version_state: str | None
+    version_signature: str | None
+
+    def pair_ok(self) -> bool:
+        """The last read found a version that was applied, with the very .sig it was
+        judged with (not a .sig written between our two reads)."""
+        return (
+            self.version_state == "applied"
+            and self.signature_sha256 is not None
+            and self.signature_sha256 == self.version_signature
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """What taking one file's bytes came to: ``seen`` (this version is recorded already, or
+    is still refused under this signature), ``applied`` or ``rejected``."""
+
+    inbound_id: int | None
+    outcome: str
+    applied: int = 0
+
+
+def _look_again(seen: _Seen | None, remote: RemoteFile, sig: RemoteFile, now: dt.datetime) -> str:
+    """Why to read a listed name: ``new``, ``changed`` (the listing of the file or of its
+    .sig differs from the last read), ``settle`` (read its .sig once more), or ``""``."""
+    if seen is None:
+        return "new"
+    if (seen.size, seen.mtime, seen.sig_size, seen.sig_mtime) != (
+        remote.size,
+        remote.mtime,
+        sig.size,
+        sig.mtime,
+    ):
+        return "changed"
+    if remote.mtime is None or sig.mtime is None:
+        return "settle"  # a server without times: the tiny .sig at every poll
+    if not seen.settled and (now - seen.read_at).total_seconds() >= SETTLE_SECONDS:
+        return "settle"
+    return ""
+
+
+def _last_seen(ctx: Context, profile: str, names: Sequence[str]) -> dict[str, _Seen]:
+    out: dict[str, _Seen] = {}
+    with ctx.sessions() as session:
+        for start in range(0, len(names), 1000):
+            rows = session.execute(
+                select(OutboxEntry, InboundFile.state, InboundFile.signature_sha256)
+                .outerjoin(InboundFile, InboundFile.id == OutboxEntry.inbound_file_id)
+                .where(
+                    OutboxEntry.bank_profile == profile,
+                    OutboxEntry.file_name.in_(names[start : start + 1000]),
+                )
+            )
+            for e, state, signature in rows:
+                out[e.file_name] = _Seen(
+                    id=e.id,
+                    size=e.size,
+                    mtime=e.mtime,
+                    sig_size=e.sig_size,
+                    sig_mtime=e.sig_mtime,
+                    sha256=e.sha256,
+                    signature_sha256=e.signature_sha256,
+                    read_at=e.read_at,
+                    settled=e.settled,
+                    version_state=state,
+                    version_signature=signature,
+                )
+    return out
+
+
+def _remember(
+    ctx: Context,
+    profile: str,
+    name: str,
+    remote: RemoteFile,
+    sig: RemoteFile,
+    *,
+    sha: str,
+    signature_sha: str,
+    inbound_id: int | None,
+    read_at: dt.datetime,
+    settled: bool,
+) -> None:
+    """Record what was read under ``name`` (one row per name, replaced each read)."""
+    values: dict[str, Any] = {
+        "size": remote.size,
+        "mtime": remote.mtime,
+        "sig_size": sig.size,
+        "sig_mtime": sig.mtime,
+        "sha256": sha,
+        "signature_sha256": signature_sha,
+        "read_at": read_at,
+        "settled": settled,
+    }
+    if inbound_id is not None:
+        values["inbound_file_id"] = inbound_id
+    where = (OutboxEntry.bank_profile == profile) & (OutboxEntry.file_name == name)
+    for _ in range(2):
+        try:
+            with session_scope(ctx.sessions) as session:
+                done = session.execute(
+                    update(OutboxEntry)
+                    .where(where)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                if int(done.rowcount) == 0:  # type: ignore[attr-defined]
+                    session.add(OutboxEntry(bank_profile=profile, file_name=name, **values))
+            return
+        except IntegrityError:
+            continue  # another worker recorded the name first: update it
+
+
+def _settled(ctx: Context, entry_id: int) -> None:
+    with session_scope(ctx.sessions) as session:
+        session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.id == entry_id)
+            .values(settled=True)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
-    """List the bank's outbox and take every result file not yet recorded."""
+    """List the bank's outbox and take every version of a file not yet recorded.
+
+    A file is known by its content: a version is recorded once by the hash of its bytes,
+    whatever its name or size. The listing only says when to read a name again (so the
+    outbox is not downloaded at every poll): a name never read, or whose size or
+    modification time, or those of its ``.sig``, differ from the last read; and once, at
+    least ``SETTLE_SECONDS`` after a read, its ``.sig`` bytes (tiny) — the file itself too
+    when they differ or when the version read was rejected — because SFTP times are whole
+    seconds. A server that gives no times has the ``.sig`` read at every poll."""
     out = PollOutcome()
     job = f"poll:{profile.name}"
     with session_scope(ctx.sessions) as session:
@@ -90,34 +254,54 @@ def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
                 )
                 and fmt.signature_name(n) in listing
             )
-            with ctx.sessions() as session:
-                known = {
-                    (name, size)
-                    for name, size in session.execute(
-                        select(InboundFile.file_name, InboundFile.size).where(
-                            InboundFile.bank_profile == profile.name,
-                            InboundFile.file_name.in_(names),
-                        )
-                    )
-                }
+            last = _last_seen(ctx, profile.name, names)
             for name in names:
                 remote: RemoteFile = listing[name]
-                if (name, remote.size) in known:
+                sig_remote = listing[fmt.signature_name(name)]
+                seen = last.get(name)
+                now = utcnow()
+                why = _look_again(seen, remote, sig_remote, now)
+                if not why:
                     continue
+                if why == "settle":
+                    assert seen is not None  # noqa: S101 (settle only follows a read)
+                    out.signatures_checked += 1
+                    again = hashlib.sha256(t.get(profile.outbox, fmt.signature_name(name)))
+                    if seen.pair_ok() and again.hexdigest() == seen.signature_sha256:
+                        if not seen.settled:
+                            _settled(ctx, seen.id)
+                        continue
                 out.files_seen += 1
                 data = t.get(profile.outbox, name)
                 signature = t.get(profile.outbox, fmt.signature_name(name))
                 if isinstance(fmt, AccountNoticeFormat) and fmt.is_account_notice_name(name):
-                    take_account_notice(ctx, profile, name, data, signature, owner)
-                    continue
-                applied = take_result_file(ctx, profile, name, data, signature, owner)
-                if applied is None:
-                    continue
-                if applied >= 0:
-                    out.files_applied += 1
-                    out.results_applied += applied
+                    taken = _take_account_notice(ctx, profile, name, data, signature, owner)
                 else:
-                    out.files_rejected += 1
+                    taken = _take_result_file(ctx, profile, name, data, signature, owner)
+                    if taken.outcome == "applied":
+                        out.files_applied += 1
+                        out.results_applied += taken.applied
+                    elif taken.outcome == "rejected":
+                        out.files_rejected += 1
+                sha = hashlib.sha256(data).hexdigest()
+                signature_sha = hashlib.sha256(signature).hexdigest()
+                unchanged = seen is not None and (sha, signature_sha) == (
+                    seen.sha256,
+                    seen.signature_sha256,
+                )
+                _remember(
+                    ctx,
+                    profile.name,
+                    name,
+                    remote,
+                    sig_remote,
+                    sha=sha,
+                    signature_sha=signature_sha,
+                    inbound_id=taken.inbound_id,
+                    # a settle re-read that found the same bytes: nothing came since
+                    read_at=seen.read_at if why == "settle" and unchanged and seen else now,
+                    settled=why == "settle" and unchanged,
+                )
     except AdapterError as exc:
         log.warning(
             "feedback.poll_failed", profile=profile.name, error=f"{type(exc).__name__}: {exc}"
@@ -128,22 +312,143 @@ def poll_profile(ctx: Context, profile: BankProfile, owner: str) -> PollOutcome:
     return out
 
 
+def _known(ctx: Context, profile: str, sha: str) -> Any:
+    """(id, state, signature_sha256) of the version with these bytes, or None."""
+    with ctx.sessions() as session:
+        return session.execute(
+            select(InboundFile.id, InboundFile.state, InboundFile.signature_sha256).where(
+                InboundFile.bank_profile == profile, InboundFile.sha256 == sha
+            )
+        ).first()
+
+
+def _version(
+    session: Session, known: Any, values: dict[str, Any], error: str | None
+) -> InboundFile | None:
+    """The ``InboundFile`` to record a version in: a new row, or (``known``) the row of a
+    version rejected before under another signature, now judged again. None when another
+    worker recorded or judged it meanwhile."""
+    if known is None:
+        inbound = InboundFile(**values, state="rejected" if error else "applied", error=error)
+        session.add(inbound)
+        session.flush()
+        return inbound
+    row = session.get(InboundFile, known.id, with_for_update=True)
+    if row is None or row.state != "rejected" or error is not None:
+        return None
+    # rejected under one signature, verified under this one: the version is applied now
+    # (its earlier refusal stays in its operator case's evidence)
+    for key in ("signature_sha256", "batch_serial", "item_count"):
+        if key in values:
+            setattr(row, key, values[key])
+    row.state, row.error = "applied", None
+    return row
+
+
+def entry_record(bank_profile: str, inbound_id: int, e: AccountEntry) -> AccountEntryRecord:
+    """The row recording one booked entry of the payer account, as the bank notified it."""
+    return AccountEntryRecord(
+        bank_profile=bank_profile,
+        inbound_file_id=inbound_id,
+        account=e.account,
+        amount_fen=e.amount_fen,
+        direction=e.direction,
+        booked_on=e.booked_on,
+        bank_ref=e.bank_ref,
+        batch_serial=e.batch_serial,
+        file_no=e.file_no,
+        details=[[serial, fen] for serial, fen in e.details],
+        entry_id=e.entry_id,
+    )
+
+
+def return_outcomes(entries: Sequence[AccountEntry], code: str | None = None) -> list[Outcome]:
+    """The items that credit entries give back (退票), once per serial, under the bank code
+    ``code`` (default: the entry's own return code, else ``RETURN``)."""
+    out: dict[str, Outcome] = {}
+    for e in entries:
+        if e.direction != "credit":
+            continue
+        for serial, fen in e.details:
+            out.setdefault(
+                serial,
+                Outcome(
+                    serial=serial,
+                    status="returned",
+                    bank_code=code or e.reason_code or "RETURN",
+                    bank_message="退票",
+                    amount_fen=fen,
+                    bank_ref=e.bank_ref,
+                    processed_at=None,
+                ),
+            )
+    return list(out.values())
+
+
+_EntryFact = tuple[str, int, str, dt.date, str, tuple[tuple[str, int], ...]]
+
+
+def _entry_fact(
+    account: str,
+    amount_fen: int,
+    direction: str,
+    booked_on: dt.date,
+    bank_ref: str,
+    details: Iterable[Sequence[Any]] | None,
+) -> _EntryFact:
+    """What makes two notified entries the same booking."""
+    items = tuple(sorted((str(serial), int(fen)) for serial, fen in details or ()))
+    return (account, amount_fen, direction, booked_on, bank_ref, items)
+
+
+def _entries_of_earlier_versions(
+    session: Session, bank_profile: str, file_name: str, inbound_id: int
+) -> list[_EntryFact]:
+    """The entries recorded from earlier applied versions of the notice ``file_name`` (a
+    bank re-publishing a notice under the same name), as a multiset of facts."""
+    rows = session.execute(
+        select(
+            AccountEntryRecord.account,
+            AccountEntryRecord.amount_fen,
+            AccountEntryRecord.direction,
+            AccountEntryRecord.booked_on,
+            AccountEntryRecord.bank_ref,
+            AccountEntryRecord.details,
+        )
+        .join(InboundFile, InboundFile.id == AccountEntryRecord.inbound_file_id)
+        .where(
+            InboundFile.bank_profile == bank_profile,
+            InboundFile.kind == "account_notice",
+            InboundFile.file_name == file_name,
+            InboundFile.id != inbound_id,
+        )
+    ).all()
+    return [_entry_fact(*row) for row in rows]
+
+
 def take_account_notice(
     ctx: Context, profile: BankProfile, name: str, data: bytes, signature: bytes, actor: str
 ) -> int | None:
     """Record a payer-account notification (camt.054) as facts for reconciliation. A credit
-    entry naming items (money that came back: 退票) bounces those items. Returns the number
-    of entries recorded, -1 when refused, None when seen before."""
+    entry naming items (money that came back: 退票) bounces those items. A new version of a
+    notice (same name, other bytes) records only the bookings the earlier versions did not
+    have. Returns the number of entries recorded, -1 when refused, None when seen before."""
+    taken = _take_account_notice(ctx, profile, name, data, signature, actor)
+    if taken.outcome == "seen":
+        return None
+    return taken.applied if taken.outcome == "applied" else -1
+
+
+def _take_account_notice(
+    ctx: Context, profile: BankProfile, name: str, data: bytes, signature: bytes, actor: str
+) -> _Taken:
     fmt = profile.format
     assert isinstance(fmt, AccountNoticeFormat)  # noqa: S101 (only called for such formats)
     sha = hashlib.sha256(data).hexdigest()
-    with ctx.sessions() as session:
-        if session.scalar(
-            select(InboundFile.id).where(
-                InboundFile.bank_profile == profile.name, InboundFile.sha256 == sha
-            )
-        ):
-            return None
+    signature_sha = hashlib.sha256(signature).hexdigest()
+    known = _known(ctx, profile.name, sha)
+    if known is not None and (known.state != "rejected" or known.signature_sha256 == signature_sha):
+        return _Taken(known.id, "seen")
     error: str | None = None
     notice: AccountNotice | None = None
     try:
@@ -151,20 +456,26 @@ def take_account_notice(
         notice = fmt.parse_account_notice(data)
     except (SignatureError, FormatError) as exc:
         error = f"{type(exc).__name__}: {exc}"
+    if known is not None and error is not None:
+        return _Taken(known.id, "seen")  # still refused: nothing new
     try:
         with session_scope(ctx.sessions) as session:
-            inbound = InboundFile(
-                bank_profile=profile.name,
-                kind="account_notice",
-                file_name=name,
-                sha256=sha,
-                size=len(data),
-                state="rejected" if error else "applied",
-                error=error,
-                item_count=len(notice.entries) if notice else 0,
+            inbound = _version(
+                session,
+                known,
+                {
+                    "bank_profile": profile.name,
+                    "kind": "account_notice",
+                    "file_name": name,
+                    "sha256": sha,
+                    "size": len(data),
+                    "signature_sha256": signature_sha,
+                    "item_count": len(notice.entries) if notice else 0,
+                },
+                error,
             )
-            session.add(inbound)
-            session.flush()
+            if inbound is None:
+                return _Taken(known.id if known else None, "seen")
             if notice is None:
                 session.add(
                     OperatorCase(
@@ -175,61 +486,57 @@ def take_account_notice(
                     )
                 )
                 log.error("feedback.notice_rejected", file=name, error=error)
-                return -1
-            returns: list[Outcome] = []
+                return _Taken(inbound.id, "rejected")
+            fresh: list[AccountEntry] = []
+            earlier = _entries_of_earlier_versions(session, profile.name, name, inbound.id)
             for e in notice.entries:
-                session.add(
-                    AccountEntryRecord(
-                        bank_profile=profile.name,
-                        inbound_file_id=inbound.id,
-                        account=e.account,
-                        amount_fen=e.amount_fen,
-                        direction=e.direction,
-                        booked_on=e.booked_on,
-                        bank_ref=e.bank_ref,
-                        batch_serial=e.batch_serial,
-                        file_no=e.file_no,
-                        details=[[serial, fen] for serial, fen in e.details],
-                    )
+                fact = _entry_fact(
+                    e.account, e.amount_fen, e.direction, e.booked_on, e.bank_ref, e.details
                 )
-                if e.direction == "credit":
-                    returns += [
-                        Outcome(
-                            serial=serial,
-                            status="returned",
-                            bank_code="RETURN",
-                            bank_message="退票",
-                            amount_fen=fen,
-                            bank_ref=e.bank_ref,
-                            processed_at=None,
-                        )
-                        for serial, fen in e.details
-                    ]
+                if fact in earlier:
+                    # a new version of this notice repeats this booking: it was recorded from
+                    # an earlier version and is the same booking, not a second one (a
+                    # booking changed in any way is recorded, and reconciliation flags it)
+                    earlier.remove(fact)
+                    continue
+                fresh.append(e)
+                session.add(entry_record(profile.name, inbound.id, e))
+            recorded = len(fresh)
+            returns = return_outcomes(fresh, "RETURN")  # the profile maps RETURN to bounced
             session.flush()
             if returns:
                 inbound.applied_count = apply_outcomes(
                     session, ctx.pii, profile, inbound, returns, actor
                 )
+            _close_file_cases(session, profile, name, inbound, actor)
     except IntegrityError:
-        return None
-    log.info("feedback.notice_recorded", file=name, entries=len(notice.entries))
-    return len(notice.entries)
+        return _Taken(None, "seen")
+    log.info("feedback.notice_recorded", file=name, entries=len(notice.entries), recorded=recorded)
+    return _Taken(inbound.id, "applied", recorded)
 
 
 def take_result_file(
     ctx: Context, profile: BankProfile, name: str, data: bytes, signature: bytes, actor: str
 ) -> int | None:
     """Record and apply one result file. Returns the number of results applied, -1 when the
-    file was rejected (bad signature or format), None when this exact file was seen before."""
-    sha = hashlib.sha256(data).hexdigest()
-    with ctx.sessions() as session:
-        seen = session.scalar(
-            select(InboundFile.id).where(
-                InboundFile.bank_profile == profile.name, InboundFile.sha256 == sha
-            )
-        )
-    if seen is not None:
+    file was rejected (bad signature or format), None when this exact file was seen before
+    (or is still refused under this signature)."""
+    taken = _take_result_file(ctx, profile, name, data, signature, actor)
+    if taken.outcome == "seen":
         return None
+    return taken.applied if taken.outcome == "applied" else -1
+
+
+def _take_result_file(
+    ctx: Context, profile: BankProfile, name: str, data: bytes, signature: bytes, actor: str
+) -> _Taken:
+    """A version is recorded once by its bytes' hash. A version rejected before is judged
+    again only when it comes with another signature (a .sig written after the file)."""
+    sha = hashlib.sha256(data).hexdigest()
+    signature_sha = hashlib.sha256(signature).hexdigest()
+    known = _known(ctx, profile.name, sha)
+    if known is not None and (known.state != "rejected" or known.signature_sha256 == signature_sha):
+        return _Taken(known.id, "seen")
     error: str | None = None
     parsed: ResultFile | None = None
     try:
@@ -244,20 +551,26 @@ def take_result_file(
         parsed = candidate
     except (SignatureError, FormatError) as exc:
         error = f"{type(exc).__name__}: {exc}"
+    if known is not None and error is not None:
+        return _Taken(known.id, "seen")  # still refused: nothing new, no second case
     try:
         with session_scope(ctx.sessions) as session:
-            inbound = InboundFile(
-                bank_profile=profile.name,
-                file_name=name,
-                sha256=sha,
-                size=len(data),
-                state="rejected" if error else "applied",
-                error=error,
-                batch_serial=parsed.batch_serial if parsed else None,
-                item_count=len(parsed.items) if parsed else 0,
+            inbound = _version(
+                session,
+                known,
+                {
+                    "bank_profile": profile.name,
+                    "file_name": name,
+                    "sha256": sha,
+                    "size": len(data),
+                    "signature_sha256": signature_sha,
+                    "batch_serial": parsed.batch_serial if parsed else None,
+                    "item_count": len(parsed.items) if parsed else 0,
+                },
+                error,
             )
-            session.add(inbound)
-            session.flush()
+            if inbound is None:
+                return _Taken(known.id if known else None, "seen")
             if parsed is None:
                 case = OperatorCase(
                     kind="result_file_invalid",
@@ -268,14 +581,72 @@ def take_result_file(
                 session.add(case)
                 _escalate_named_file(session, profile, name, case, actor)
                 log.error("feedback.file_rejected", file=name, error=error)
-                return -1
+                return _Taken(inbound.id, "rejected")
             applied = _apply(session, ctx.pii, profile, inbound, parsed, actor)
             inbound.applied_count = applied
+            _close_file_cases(session, profile, name, inbound, actor)
     except IntegrityError:
         # another worker recorded the same file first
-        return None
-    log.info("feedback.file_applied", file=name, results=len(parsed.items), applied=applied)
-    return applied
+        return _Taken(None, "seen")
+    log.info(
+        "feedback.file_applied",
+        file=name,
+        results=len(parsed.items),
+        applied=applied,
+        version="again" if known is not None else "new",
+    )
+    return _Taken(inbound.id, "applied", applied)
+
+
+_AUTO_CLOSE_REASON = (
+    "银行重新发布的同名文件 {name} 已通过签名与格式校验并处理，相关明细已按银行结果更新，"
+    "无需人工处理（系统自动关闭）"
+)
+
+
+def _close_file_cases(
+    session: Session, profile: BankProfile, name: str, inbound: InboundFile, actor: str
+) -> None:
+    """A valid version of a file arrived: the ``result_file_invalid`` cases opened for
+    versions of that name refused before (tampered, broken, a .sig not yet rewritten) close
+    by themselves — once no item of the request file they escalated is still waiting in
+    ``operator_case`` (the valid version settled them by the usual rules). Audited."""
+    earlier = select(InboundFile.id).where(
+        InboundFile.bank_profile == profile.name, InboundFile.file_name == name
+    )
+    cases = session.scalars(
+        select(OperatorCase)
+        .where(
+            OperatorCase.kind == "result_file_invalid",
+            OperatorCase.state == "open",
+            OperatorCase.inbound_file_id.in_(earlier),
+        )
+        .with_for_update()
+    ).all()
+    now = utcnow()
+    reason = _AUTO_CLOSE_REASON.format(name=name)
+    for case in cases:
+        if case.outbound_file_id is not None and session.scalar(
+            select(PaymentItem.id)
+            .where(
+                PaymentItem.outbound_file_id == case.outbound_file_id,
+                PaymentItem.state == ItemState.OPERATOR_CASE,
+            )
+            .limit(1)
+        ):
+            continue
+        case.state, case.closed_at, case.closed_by = "closed", now, actor[:64]
+        case.close_reason = reason
+        audit.record(
+            session,
+            actor=actor,
+            action="case.auto_close",
+            target_type="operator_case",
+            target_id=case.id,
+            reason=reason,
+            detail={"kind": case.kind, "inbound_file_id": inbound.id, "batch_id": case.batch_id},
+        )
+        log.info("feedback.case_closed_by_new_version", case_id=case.id, file=name)
 
 
 @dataclass(frozen=True, slots=True)

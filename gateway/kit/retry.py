@@ -22,13 +22,17 @@ from gateway.ports import NeverSentError
 T = TypeVar("T")
 
 
-def retry_never_sent(fn: Callable[[], T], *, attempts: int = 3, max_wait: float = 2.0) -> T:
-    """Call ``fn``, retrying only NeverSentError (connect refused, DNS, handshake)."""
+def retry_never_sent(
+    fn: Callable[[], T], *, attempts: int = 3, initial: float = 0.2, max_wait: float = 2.0
+) -> T:
+    """Call ``fn``, retrying only NeverSentError (connect refused, DNS, handshake): waits of
+    ``initial``, then twice that…, each plus up to ``initial`` of jitter, at most
+    ``max_wait``. An error that may have left (any other) is raised at once."""
     retrying = Retrying(
         # a bank that said "later" (429 with Retry-After) is asked again only after that
         # delay, by the persisted schedule, never straight away
         retry=retry_if_exception(lambda e: isinstance(e, NeverSentError) and e.retry_after is None),
-        wait=wait_exponential_jitter(multiplier=0.2, max=max_wait),
+        wait=wait_exponential_jitter(multiplier=initial, max=max_wait, jitter=initial),
         stop=stop_after_attempt(attempts),
         reraise=True,
     )

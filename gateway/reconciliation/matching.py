@@ -16,10 +16,11 @@ Account level
     The bank's money evidence for a batch is a list of :class:`MoneyLine` (a debit of the
     payer account, or a credit back), per item serial where the bank itemises it:
 
-    - banks that send payer-account notifications (ISO 20022 camt.054): the booked entries
-      (``lines_from_entries``) — an entry's ``TxDtls`` give per-item lines, the rest of its
-      amount is a line without a serial;
-    - banks that send none (the fixed-width file bank, the open-API bank): the bank's own
+    - banks that send payer-account notifications (ISO 20022 camt.054, the fixed-width
+      bank's ``ACT_`` account movements files): the booked entries (``lines_from_entries``)
+      — an entry's itemised details (``TxDtls``, movement lines naming an item) give
+      per-item lines, the rest of its amount is a line without a serial;
+    - banks that send none (an API bank read without its account movements): the bank's own
       reported paid results (``lines_from_results``) — each file's/answer's paid totals are
       checked against its lines by the parser, so the per-item paid reports *are* the
       bank's reported paid totals per file. It is the only evidence such a bank gives; a

@@ -29,12 +29,12 @@ transaction:
 3. **Batches.** Each batch to check is
    tallied (sent = paid + failed + bounced + pending, per file and per batch), its applied
    results are checked against its item states, and its money is matched: the payer
-   account's booked debits and credits (banks with notices) or the bank's reported paid
-   results (banks without: the fixed-width file bank and the open-API bank) against its
-   paid and bounced items. Mismatches → ``amount_differs``, ``debit_without_items``,
-   ``items_without_debit`` (a shortfall waits ``debit_grace`` for a late notice). A
-   completed batch whose money ties out and which has no unresolved discrepancy becomes
-   ``reconciled`` (a recorded batch event).
+   account's booked debits and credits (banks with notices: camt.054, the fixed-width
+   bank's ``ACT_`` movements files, an API bank's account movements) or the bank's reported
+   paid results (banks without) against its paid and bounced items. Mismatches →
+   ``amount_differs``, ``debit_without_items``, ``items_without_debit`` (a shortfall waits
+   ``debit_grace`` for a late notice). A completed batch whose money ties out and which
+   has no unresolved discrepancy becomes ``reconciled`` (a recorded batch event).
 
 Discrepancies are keyed (``Discrepancy.key``): detecting the same mismatch again never adds
 a row. Nothing deletes one: a condition no longer observed is marked ``cleared_at`` (and
@@ -353,12 +353,14 @@ def china_date(at: dt.datetime) -> dt.date:
 
 
 def has_account_notices(ctx: Context, profile_name: str) -> bool:
-    """Whether the bank sends payer-account notifications (camt.054). Banks that send none
-    — fixed-width file banks, open-API banks — are reconciled against their own reported
-    paid results instead."""
+    """Whether the bank shows the payer account's booked entries: notifications (camt.054)
+    or, for an API bank with ``account_movements``, its account movements (issue 12).
+    Banks that show none are reconciled against their own reported paid results."""
     profile = ctx.profiles.get(profile_name)
-    if profile is None or profile.is_api:
+    if profile is None:
         return False
+    if profile.is_api:
+        return profile.account_movements
     return isinstance(profile.format, AccountNoticeFormat)
 
 

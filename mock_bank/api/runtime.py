@@ -115,6 +115,16 @@ class ApiRuntime:
             self.stop()
             raise
 
+    def close_listener(self) -> None:
+        """Stop listening (connections to the port are refused); the bank's state stays."""
+        if self._server is not None:
+            self._server.stop()
+
+    def open_listener(self) -> None:
+        """Listen again, on the same port, after ``close_listener``."""
+        if self._server is not None:
+            self._server.start()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()

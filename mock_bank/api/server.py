@@ -10,7 +10,8 @@ to misbehave *below* the application: close a connection before the TLS handshak
   request is read.
 - One request per connection (``Connection: close`` on every answer), so every attempt of
   the gateway is a new connection and meets the ``refuse_connection`` hook point.
-- Routes: ``POST /openapi/v1/disbursements``, ``GET /openapi/v1/disbursements/{serial}/{no}``;
+- Routes: ``POST /openapi/v1/disbursements``, ``GET /openapi/v1/disbursements/{serial}/{no}``,
+  ``GET /openapi/v1/accounts/{payer_account}/movements?date=…[&cursor=…]``;
   other paths 404 ``NOT_FOUND``, other methods 405 ``METHOD_NOT_ALLOWED`` (after
   authentication, like everything under ``/openapi/v1``).
 - Every answer, errors included, carries ``X-Timestamp``, ``X-Nonce``, ``X-Key-Id`` and
@@ -35,7 +36,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from mock_bank.api.service import BASE_PATH, DISBURSEMENTS_PATH, ApiBank, Reply
+from mock_bank.api.service import ACCOUNTS_PATH, BASE_PATH, DISBURSEMENTS_PATH, ApiBank, Reply
 from mock_bank.faults import FaultSchedule
 
 log = structlog.get_logger("mock_bank.api.server")
@@ -46,6 +47,7 @@ HANDSHAKE_TIMEOUT_SECONDS: Final = 10.0
 READ_TIMEOUT_SECONDS: Final = 30.0
 
 _STATUS_PATH: Final = re.compile(rf"{DISBURSEMENTS_PATH}/([0-9A-Z]{{16}})/([0-9]{{1,2}})")
+_MOVEMENTS_PATH: Final = re.compile(rf"{ACCOUNTS_PATH}/([^/]{{1,64}})/movements")
 
 
 def server_ssl_context(server_cert: Path, server_key: Path, client_ca: Path) -> ssl.SSLContext:
@@ -202,6 +204,7 @@ class ApiServer:
             raise RuntimeError("already started")
         self.stopping.clear()
         self._server = _HttpsServer((self._host, self._requested_port), self)
+        self._requested_port = self.port  # started again after stop(): the same port
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -260,7 +263,8 @@ class ApiServer:
     # --- routing ----------------------------------------------------------------------------
 
     def dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        route = urlsplit(path).path
+        parts = urlsplit(path)
+        route = parts.path
         if route != BASE_PATH and not route.startswith(f"{BASE_PATH}/"):
             return Reply.error(404, "NOT_FOUND")
         rejected = self.bank.authenticate(method, path, headers, body)
@@ -271,6 +275,11 @@ class ApiServer:
             if method != "POST":
                 return Reply.error(405, "METHOD_NOT_ALLOWED")
             return self.bank.submit(headers, body)
+        moves = _MOVEMENTS_PATH.fullmatch(route)
+        if moves is not None:
+            if method != "GET":
+                return Reply.error(405, "METHOD_NOT_ALLOWED")
+            return self.bank.movements(moves.group(1), parts.query)
         match = _STATUS_PATH.fullmatch(route)
         if match is None:
             return Reply.error(404, "NOT_FOUND")

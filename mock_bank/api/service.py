@@ -27,6 +27,14 @@ completion: ``out_of_order_callback`` stages an ``item.returned`` event *before*
 was returned: the inquiry says so); ``bounce_after_paid`` returns one paid item
 ``bounce_after_seconds`` later (status ``returned``, ``R001``, a reversal in the ledger, an
 ``item.returned`` event).
+
+The payer account's movements (``GET /openapi/v1/accounts/{account}/movements``,
+:meth:`ApiBank.movements`) come from the bank's own ``api_movements``: each credit books a
+debit of the payer account in the same transaction, each return a credit (``R001``).
+Faults on the account: ``movement_missing_debit`` (an item paid and reported paid, its debit
+never booked), ``movement_double_debit`` (its debit booked twice), ``silent_return`` (like
+``bounce_after_paid``, but the return shows only on the account: the inquiry still says
+``paid`` and no callback is staged).
 """
 
 from __future__ import annotations
@@ -43,8 +51,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Literal
+from urllib.parse import parse_qs
 
 import structlog
 
@@ -58,7 +67,14 @@ from mock_bank.api.crypto import (
     response_string_to_sign,
 )
 from mock_bank.api.settings import ApiConfig
-from mock_bank.api.store import ApiStore, EventKind, EventRecord, ItemRecord, RequestRecord
+from mock_bank.api.store import (
+    ApiStore,
+    EventKind,
+    EventRecord,
+    ItemRecord,
+    MovementRecord,
+    RequestRecord,
+)
 from mock_bank.api.validation import (
     RequestRejectedError,
     decrypt_body,
@@ -74,12 +90,16 @@ log = structlog.get_logger("mock_bank.api")
 
 BASE_PATH: Final = "/openapi/v1"
 DISBURSEMENTS_PATH: Final = f"{BASE_PATH}/disbursements"
+ACCOUNTS_PATH: Final = f"{BASE_PATH}/accounts"
 TIMESTAMP_WINDOW_SECONDS: Final = 300
 RETURN_CODE: Final = "R001"
 RETURN_MESSAGE: Final = "退票：账户已销户"
 
 _NONCE: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _TIMESTAMP: Final = re.compile(r"[0-9]{1,12}")
+_ACCOUNT: Final = re.compile(r"[0-9]{1,32}")
+_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CURSOR: Final = re.compile(r"M([0-9]{20})")
 
 #: Called with each callback event once it is staged (the callback sender's ``enqueue``).
 EventSink = Callable[[EventRecord], None]
@@ -118,7 +138,7 @@ class Reply:
 class _Job:
     due: float
     seq: int
-    kind: Literal["decide", "bounce"] = field(compare=False)
+    kind: Literal["decide", "bounce", "silent_return"] = field(compare=False)
     request_id: str = field(compare=False)
 
 
@@ -187,7 +207,9 @@ class ApiBank:
             self._thread.join(timeout)
             self._thread = None
 
-    def _schedule(self, kind: Literal["decide", "bounce"], request_id: str, delay: float) -> None:
+    def _schedule(
+        self, kind: Literal["decide", "bounce", "silent_return"], request_id: str, delay: float
+    ) -> None:
         with self._cond:
             job = _Job(time.monotonic() + delay, next(self._seq), kind, request_id)
             heapq.heappush(self._jobs, job)
@@ -208,7 +230,7 @@ class ApiBank:
                 if job.kind == "decide":
                     self.decide(job.request_id)
                 else:
-                    self.bounce(job.request_id)
+                    self.bounce(job.request_id, announce=job.kind == "bounce")
             except Exception:
                 log.exception("api_job_failed", job=job.kind, request_id=job.request_id)
 
@@ -378,6 +400,48 @@ class ApiBank:
             "items": [_item_document(i) for i in items],
         }
 
+    # --- GET /openapi/v1/accounts/{payer_account}/movements?date=…&cursor=… ------------------
+
+    def movements(self, account: str, query: str) -> Reply:
+        """One page of the account's booked movements on a day (the contract's rules: known
+        account, ``date`` required, ``cursor`` optional and one of ours, nothing else)."""
+        if _ACCOUNT.fullmatch(account) is None or (
+            self.config.payer_accounts and account not in self.config.payer_accounts
+        ):
+            return Reply.error(404, "ACCOUNT_UNKNOWN", "not an account of this client")
+        try:
+            params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+        except ValueError:
+            return Reply.error(400, "INVALID_REQUEST", "the query is malformed")
+        if set(params) - {"date", "cursor"} or any(len(v) != 1 for v in params.values()):
+            return Reply.error(400, "INVALID_REQUEST", "only date and cursor, each once")
+        day = params.get("date", [""])[0]
+        try:
+            if _DATE.fullmatch(day) is None:
+                raise ValueError(day)
+            date.fromisoformat(day)
+        except ValueError:
+            return Reply.error(400, "INVALID_REQUEST", "date must be YYYY-MM-DD")
+        after = 0
+        if "cursor" in params:
+            match = _CURSOR.fullmatch(params["cursor"][0])
+            if match is None:
+                return Reply.error(400, "INVALID_REQUEST", "not a cursor of this bank")
+            after = int(match.group(1))
+        size = self.config.movements_page_size
+        rows = self.store.movements(account, day, after_id=after, limit=size + 1)
+        page, more = rows[:size], len(rows) > size
+        last = page[-1].id if page else after
+        doc = {
+            "account": account,
+            "date": day,
+            "entries": [_movement_document(m) for m in page],
+            "next_cursor": f"M{last:020d}" if last else "",
+            "has_more": more,
+        }
+        log.info("movements_served", entries=len(page), has_more=more, date=day)
+        return Reply(200, json_bytes(doc))
+
     # --- deciding -----------------------------------------------------------------------------
 
     def decide(self, request_id: str) -> bool:
@@ -417,6 +481,14 @@ class ApiBank:
                 after_seconds=self.config.bounce_after_seconds,
             )
             self._schedule("bounce", request_id, self.config.bounce_after_seconds)
+        elif bounceable and self.faults.should("silent_return"):
+            log.warning(
+                "fault_fired",
+                fault="silent_return",
+                request_id=request_id,
+                after_seconds=self.config.bounce_after_seconds,
+            )
+            self._schedule("silent_return", request_id, self.config.bounce_after_seconds)
         self._publish(events)
         return True
 
@@ -463,6 +535,7 @@ class ApiBank:
                 (credit_id,) = txn.execute(
                     "SELECT id FROM credits WHERE bank_ref = ?", (bank_ref,)
                 ).fetchone()
+                self._book_debit(txn, request, item, bank_ref, now)
         self.store.decide_item(
             txn,
             request_id=request.request_id,
@@ -487,9 +560,44 @@ class ApiBank:
             )
         return item, code
 
-    def bounce(self, request_id: str) -> bool:
+    def _book_debit(
+        self,
+        txn: LedgerTxn,
+        request: RequestRecord,
+        item: ItemRecord,
+        bank_ref: str,
+        now: datetime,
+    ) -> None:
+        """The payer account's debit for one credited item (faults may skip it or book it
+        twice: the account then disagrees with what the bank reports)."""
+        if self.faults.should("movement_missing_debit"):
+            log.warning(
+                "fault_fired", fault="movement_missing_debit", request_id=request.request_id
+            )
+            return
+        times = 2 if self.faults.should("movement_double_debit") else 1
+        if times == 2:
+            log.warning("fault_fired", fault="movement_double_debit", request_id=request.request_id)
+        account = self.store.payer_account_in(txn, request.request_id)
+        for _ in range(times):
+            self.store.add_movement(
+                txn,
+                payer_account=account,
+                booked_at=now.isoformat(timespec="seconds"),
+                direction="debit",
+                amount_fen=item.amount_fen,
+                bank_ref=bank_ref,
+                batch_serial=request.batch_serial,
+                file_no=request.file_no,
+                item_serial=item.serial,
+            )
+
+    def bounce(self, request_id: str, *, announce: bool = True) -> bool:
         """退票: the first item paid by this disbursement comes back (``R001``), the credit is
-        reversed in the ledger, and an ``item.returned`` event is staged."""
+        reversed in the ledger and credited back to the payer account (a movement), and an
+        ``item.returned`` event is staged. ``announce=False`` (fault ``silent_return``): the
+        return shows on the account only — the item stays ``paid`` in the inquiry and no
+        event is staged."""
         now = self._clock()
         at = now.isoformat(timespec="seconds")
         with self._ledger.begin() as txn:
@@ -501,15 +609,36 @@ class ApiBank:
             txn.add_reversal(
                 credit_id=item.credit_id, code=RETURN_CODE, reason=RETURN_MESSAGE, reversed_at=at
             )
-            self.store.return_item(
+            self.store.add_movement(
                 txn,
-                request_id=request_id,
-                seq=item.seq,
-                code=RETURN_CODE,
-                message=RETURN_MESSAGE,
-                returned_at=at,
+                payer_account=self.store.payer_account_in(txn, request_id),
+                booked_at=at,
+                direction="credit",
+                amount_fen=item.amount_fen,
+                bank_ref=item.bank_ref,
+                batch_serial=request.batch_serial,
+                file_no=request.file_no,
+                item_serial=item.serial,
+                reason_code=RETURN_CODE,
             )
-            event = self._stage_event(txn, "item.returned", request, now)
+            if not announce:
+                # the item stays "paid" in the status document; a second return of the same
+                # disbursement would pick the next paid item, not this one again
+                txn.execute(
+                    "UPDATE api_items SET credit_id = NULL WHERE request_id = ? AND seq = ?",
+                    (request_id, item.seq),
+                )
+                events: list[EventRecord] = []
+            else:
+                self.store.return_item(
+                    txn,
+                    request_id=request_id,
+                    seq=item.seq,
+                    code=RETURN_CODE,
+                    message=RETURN_MESSAGE,
+                    returned_at=at,
+                )
+                events = [self._stage_event(txn, "item.returned", request, now)]
         log.info(
             "item_returned",
             request_id=request_id,
@@ -518,8 +647,9 @@ class ApiBank:
             account_no=mask_tail(item.account_no),
             amount_fen=item.amount_fen,
             code=RETURN_CODE,
+            announced=announce,
         )
-        self._publish([event])
+        self._publish(events)
         return True
 
     # --- callback events ----------------------------------------------------------------------
@@ -556,6 +686,20 @@ class ApiBank:
 
 def _bad_signature(message: str) -> RequestRejectedError:
     return RequestRejectedError(401, "SIGNATURE_INVALID", message)
+
+
+def _movement_document(m: MovementRecord) -> dict[str, Any]:
+    return {
+        "entry_id": m.entry_id,
+        "booked_at": m.booked_at,
+        "direction": m.direction,
+        "amount_fen": m.amount_fen,
+        "bank_ref": m.bank_ref,
+        "batch_serial": m.batch_serial,
+        "file_no": m.file_no,
+        "item_serial": m.item_serial,
+        "reason_code": m.reason_code,
+    }
 
 
 def _item_document(item: ItemRecord) -> dict[str, Any]:

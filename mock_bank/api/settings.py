@@ -27,6 +27,7 @@ Example (relative paths are resolved against the config file's directory)::
     hold_seconds = 30.0                        # fault timeout_after_apply: response held
     retry_after_seconds = 1                    # fault rate_limit: Retry-After
     bounce_after_seconds = 2.0                 # fault bounce_after_paid: after completion
+    movements_page_size = 500                  # entries per page of the account movements
 
     [api.sm4_keys]                             # for SM4-CBC-HMAC-SM3 encrypted bodies
     k2026 = "0123456789abcdeffedcba9876543210" # key_id = 128-bit key in hex
@@ -76,6 +77,7 @@ _KEYS: Final = frozenset(
         "hold_seconds",
         "retry_after_seconds",
         "bounce_after_seconds",
+        "movements_page_size",
     }
 )
 _TOKEN: Final = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
@@ -115,6 +117,7 @@ class ApiConfig:
     hold_seconds: float = 30.0
     retry_after_seconds: int = 1
     bounce_after_seconds: float = 2.0
+    movements_page_size: int = 500
 
 
 def _text(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
@@ -236,4 +239,5 @@ def parse_api_config(data: object, base: Path) -> ApiConfig | None:
         hold_seconds=_number(data, "hold_seconds", 30.0),
         retry_after_seconds=_integer(data, "retry_after_seconds", 1, 0, 86400),
         bounce_after_seconds=_number(data, "bounce_after_seconds", 2.0),
+        movements_page_size=_integer(data, "movements_page_size", 500, 1, 1000),
     )

@@ -13,6 +13,9 @@ a disbursement's item results, its credits and its callback events agree after a
 - ``api_nonces``: nonces seen per client, kept 15 minutes (replay protection across restarts).
 - ``api_events``: callback events (``disbursement.completed``, ``item.returned``) with their
   fixed body and delivery state; undelivered events are retried after a restart.
+- ``api_movements``: the payer accounts' booked movements (账户明细), served by
+  ``GET /openapi/v1/accounts/{account}/movements``: a debit per credited item, a credit per
+  returned one (退票), written in the same transaction as the credit or reversal.
 """
 
 from __future__ import annotations
@@ -78,6 +81,21 @@ CREATE TABLE IF NOT EXISTS api_events (
     delivered_at TEXT,
     gave_up_at   TEXT
 );
+CREATE TABLE IF NOT EXISTS api_movements (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id      TEXT NOT NULL UNIQUE,
+    payer_account TEXT NOT NULL,
+    booked_on     TEXT NOT NULL,
+    booked_at     TEXT NOT NULL,
+    direction     TEXT NOT NULL CHECK (direction IN ('debit', 'credit')),
+    amount_fen    INTEGER NOT NULL CHECK (amount_fen > 0),
+    bank_ref      TEXT NOT NULL DEFAULT '',
+    batch_serial  TEXT,
+    file_no       INTEGER,
+    item_serial   TEXT,
+    reason_code   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS api_movements_by_day ON api_movements (payer_account, booked_on, id);
 """
 
 RequestStatus = Literal["processing", "completed"]
@@ -122,6 +140,25 @@ class ItemRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MovementRecord:
+    """One booked movement of a payer account (a debit per credited item, a credit per
+    return)."""
+
+    id: int
+    entry_id: str
+    payer_account: str
+    booked_on: str
+    booked_at: str
+    direction: Literal["debit", "credit"]
+    amount_fen: int
+    bank_ref: str
+    batch_serial: str | None
+    file_no: int | None
+    item_serial: str | None
+    reason_code: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     id: int
     event_id: str
@@ -142,6 +179,10 @@ _ITEM_COLUMNS: Final = (
     "bank_ref, credit_id, repeated, processed_at, returned_at"
 )
 _EVENT_COLUMNS: Final = "id, event_id, event, request_id, body, attempts, delivered_at, gave_up_at"
+_MOVEMENT_COLUMNS: Final = (
+    "id, entry_id, payer_account, booked_on, booked_at, direction, amount_fen, bank_ref, "
+    "batch_serial, file_no, item_serial, reason_code"
+)
 
 
 def _request(row: sqlite3.Row) -> RequestRecord:
@@ -177,6 +218,10 @@ def _item(row: sqlite3.Row) -> ItemRecord:
         processed_at=row["processed_at"],
         returned_at=row["returned_at"],
     )
+
+
+def _movement(row: sqlite3.Row) -> MovementRecord:
+    return MovementRecord(**{key: row[key] for key in row.keys()})  # noqa: SIM118
 
 
 def _event(row: sqlite3.Row) -> EventRecord:
@@ -357,6 +402,70 @@ class ApiStore:
             "WHERE request_id = ? AND status = 'processing'",
             (completed_at, request_id),
         )
+
+    # --- account movements -----------------------------------------------------------------
+
+    @staticmethod
+    def payer_account_in(txn: LedgerTxn, request_id: str) -> str:
+        (account,) = txn.execute(
+            "SELECT payer_account FROM api_requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return str(account)
+
+    @staticmethod
+    def add_movement(
+        txn: LedgerTxn,
+        *,
+        payer_account: str,
+        booked_at: str,
+        direction: Literal["debit", "credit"],
+        amount_fen: int,
+        bank_ref: str,
+        batch_serial: str | None,
+        file_no: int | None,
+        item_serial: str | None,
+        reason_code: str = "",
+    ) -> str:
+        """Book one movement (``booked_at``: ISO time with offset, Asia/Shanghai); returns
+        its entry id ``MV<YYYYMMDD><8 digits>``."""
+        (number,) = txn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM api_movements").fetchone()
+        booked_on = booked_at[:10]
+        entry_id = f"MV{booked_on.replace('-', '')}{int(number):08d}"
+        txn.execute(
+            "INSERT INTO api_movements (id, entry_id, payer_account, booked_on, booked_at, "
+            "direction, amount_fen, bank_ref, batch_serial, file_no, item_serial, reason_code) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                number,
+                entry_id,
+                payer_account,
+                booked_on,
+                booked_at,
+                direction,
+                amount_fen,
+                bank_ref,
+                batch_serial,
+                file_no,
+                item_serial,
+                reason_code,
+            ),
+        )
+        return entry_id
+
+    def movements(
+        self, payer_account: str, booked_on: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[MovementRecord]:
+        """The movements of an account on a day after ``after_id``, in booking order."""
+        rows = self.ledger.query(
+            f"SELECT {_MOVEMENT_COLUMNS} FROM api_movements "  # noqa: S608
+            "WHERE payer_account = ? AND booked_on = ? AND id > ? ORDER BY id LIMIT ?",
+            (payer_account, booked_on, after_id, limit),
+        )
+        return [_movement(row) for row in rows]
+
+    def all_movements(self) -> list[MovementRecord]:
+        rows = self.ledger.query(f"SELECT {_MOVEMENT_COLUMNS} FROM api_movements ORDER BY id")  # noqa: S608
+        return [_movement(row) for row in rows]
 
     # --- callback events -------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 with the mock bank over real SFTP: a failure to render, sign or deliver never becomes an
 endless retry — one that will happen again is acted on at once, one that may pass is
 retried within its budget — and either way an operator case is opened and upstream hears
-of it in the same cycle; a failing step does not stop the other steps; a failing batch does
-not stop the other batches; interrupts are not swallowed; `gateway worker` survives a
-database locked by a long intake."""
+of it in the same cycle (except a bank that cannot be reached: nothing left, so the worker
+goes on trying and only tells the operator, issue 12); a failing step does not stop the
+other steps; a failing batch does not stop the other batches; interrupts are not
+swallowed; `gateway worker` survives a database locked by a long intake."""
 
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ from gateway.context import Context
 from gateway.dispatch.models import OutboundFile
 from gateway.feedback.models import OperatorCase
 from gateway.payments.states import BatchState, FileState, ItemState
-from gateway.upstream.feed import HOLD_ACTION_ZH
 from gateway.worker import CycleReport, run_cycle, run_worker
 from tests.gateway.helpers import payload, persons
 from tests.gateway.pipeline import drive, submit
@@ -187,35 +187,40 @@ def test_an_api_bank_batch_its_renderer_refuses_fails_at_once(ctx: Context, api_
 # --- failures that may pass: retried within the budget, then a person -----------------------
 
 
-def test_a_bank_unreachable_past_the_retry_budget_becomes_a_case_and_a_hold_upstream(
+def test_a_bank_unreachable_past_the_retry_budget_is_told_and_retried_without_a_hold(
     ctx: Context, api: Api
 ) -> None:
-    # no bank listens on the profile's port: every attempt is refused (never sent)
+    # no bank listens on the profile's port: every attempt is refused (never sent). Nothing
+    # left, so nothing is held: the operator is told once, and the worker goes on trying
+    # (issue 12; before, the items were held in operator_case and nothing resumed)
     ctx.settings.delivery_max_attempts = 3
     submit(ctx, payload("W-DOWN", persons(2, seed=42)))
 
-    def escalated() -> bool:
+    def told() -> OperatorCase | None:
         _clean(run_cycle(ctx, "w1"))
-        with ctx.sessions() as s:
-            return s.scalar(select(OutboundFile.state)) == FileState.ESCALATED
+        cases = _cases(ctx)
+        return cases[0] if cases else None
 
-    wait_until(escalated, timeout=120, what="the file escalated after its retry budget")
+    case = wait_until(told, timeout=120, what="the operator told after the retry budget")
     with ctx.sessions() as s:
         f = s.scalar(select(OutboundFile))
-    assert f is not None and f.attempts == 3 and "NeverSent" in (f.last_error or "")
-    [case] = _cases(ctx)
-    assert case.kind == "never_sent" and case.outbound_file_id == f.id
-    # held for a person, never failed: an earlier upload may have landed
-    assert _item_states(ctx, "W-DOWN") == {ItemState.OPERATOR_CASE.value: 2}
-    changes = _upstream(api, "W-DOWN")
-    assert [c["type"] for c in changes] == ["item.operator_case"] * 2
-    assert {c["data"]["action_zh"] for c in changes} == {HOLD_ACTION_ZH}
-    assert {c["data"]["reason_code"] for c in changes} == {None}
-    # and nothing more is tried by itself
-    _clean(run_cycle(ctx, "w1"))
-    with ctx.sessions() as s:
-        assert s.scalar(select(OutboundFile.attempts)) == 3
-    assert len(_cases(ctx)) == 1 and len(_upstream(api, "W-DOWN")) == 2
+    assert f is not None and f.state == FileState.PLANNED and f.attempts >= 3
+    assert "NeverSent" in (f.last_error or "")
+    assert case.kind == "never_sent" and case.outbound_file_id == f.id and case.state == "open"
+    assert "系统将继续自动重试" in case.summary
+    # the items wait in the queue, and upstream hears of no hold: there is none
+    assert _item_states(ctx, "W-DOWN") == {ItemState.QUEUED.value: 2}
+    assert _upstream(api, "W-DOWN") == []
+    # and it goes on by itself, without a second case
+    tried = f.attempts
+
+    def tried_again() -> bool:
+        _clean(run_cycle(ctx, "w1"))
+        with ctx.sessions() as s:
+            return int(s.scalar(select(OutboundFile.attempts)) or 0) > tried
+
+    wait_until(tried_again, timeout=60, what="another attempt past the budget")
+    assert len(_cases(ctx)) == 1 and _upstream(api, "W-DOWN") == []
 
 
 def test_a_transport_that_cannot_be_built_is_escalated_at_once(

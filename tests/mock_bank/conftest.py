@@ -170,6 +170,47 @@ def parse_result(data: bytes) -> dict[str, Any]:
     return out
 
 
+def parse_movements(data: bytes) -> dict[str, Any]:
+    """An account movements file (``ACT_…``), read by the spec's byte offsets."""
+    assert data.endswith(CRLF)
+    lines = data[:-2].split(CRLF)
+    h = lines[0]
+    assert len(h) == 192 and h[0:5] == b"HFW01" and h[164:192] == b" " * 28
+    out: dict[str, Any] = {
+        "notice_id": h[5:37].decode().rstrip(" "),
+        "serial": h[37:53].decode(),
+        "file_no": int(h[53:55]),
+        "payer_account": h[55:87].decode().rstrip(" "),
+        "record_count": int(h[87:96]),
+        "debit_count": int(h[96:105]),
+        "debit_amount": int(h[105:123]),
+        "credit_count": int(h[123:132]),
+        "credit_amount": int(h[132:150]),
+        "created_at": h[150:164].decode(),
+    }
+    entries = []
+    for d in lines[1:-1]:
+        assert len(d) == 192 and d[0:1] == b"D" and d[154:192] == b" " * 38
+        entries.append(
+            {
+                "seq": int(d[1:10]),
+                "direction": d[10:11].decode(),
+                "amount": int(d[11:26]),
+                "date": d[26:34].decode(),
+                "bank_ref": d[34:66].decode().rstrip(" "),
+                "serial": d[66:90].decode(ENC).rstrip(" "),
+                "code": d[90:94].decode(),
+                "description": d[94:154].rstrip(b" ").decode(ENC),
+            }
+        )
+    out["entries"] = entries
+    t = lines[-1]
+    assert len(t) == 64 and t[0:1] == b"T" and t[28:31] == b"END" and t[31:] == b" " * 33
+    out["trailer_count"] = int(t[1:10])
+    out["trailer_total"] = int(t[10:28])
+    return out
+
+
 # ------------------------------------------------------------------------------------------
 # Signatures made and checked with cryptography directly
 
@@ -362,6 +403,7 @@ def helpers() -> Iterator[Any]:
         build_request=build_request,
         request_name=request_name,
         parse_result=parse_result,
+        parse_movements=parse_movements,
         sign_detached=sign_detached,
         check_detached=check_detached,
         wait_for=wait_for,

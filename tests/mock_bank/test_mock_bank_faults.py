@@ -538,11 +538,38 @@ def test_bounce_after_paid_fixed_width(
     )
     summary = bank.ledger.summary()
     assert (summary["credits"], summary["double_credits"]) == (3, 0)
-    # no format change for fixed-width: nothing else appears in /outbox, even once the
-    # processor has had a round after the 退票 (its lock: the round that did it is over)
+    # the 退票 is on the payer account: a movements file crediting the item back, after
+    # the one debiting the three payments (written before the result file)
+    act, returned = name.replace("PAY_", "ACT_"), name.replace("PAY_", "ACT_")[:-4] + "_R1.txt"
+    helpers.wait_for(lambda: returned in sftp.listdir("/outbox"))
     bank.processor.tick()
     assert bank.processor.pending_count == 0
-    assert sorted(sftp.listdir("/outbox")) == [ret, f"{ret}.sig"]
+    assert sorted(sftp.listdir("/outbox")) == sorted(
+        [ret, f"{ret}.sig", act, f"{act}.sig", returned, f"{returned}.sig"]
+    )
+    bank_key = keys.bank.public_key()
+    debits = fetch(sftp, act)
+    helpers.check_detached(debits, fetch(sftp, f"{act}.sig"), bank_key)
+    booked = helpers.parse_movements(debits)
+    assert (booked["debit_count"], booked["debit_amount"], booked["credit_count"]) == (3, 600, 0)
+    assert [(e["direction"], e["serial"], e["amount"], e["code"]) for e in booked["entries"]] == [
+        ("D", i.serial, i.amount, "0000") for i in items
+    ]
+    assert len({e["bank_ref"] for e in booked["entries"]}) == 1  # one booking: the batch
+    credit = fetch(sftp, returned)
+    helpers.check_detached(credit, fetch(sftp, f"{returned}.sig"), bank_key)
+    back = helpers.parse_movements(credit)
+    assert back["notice_id"] == f"ACT{helpers.SERIAL}01R1" and back["serial"] == helpers.SERIAL
+    assert (back["record_count"], back["credit_count"], back["credit_amount"]) == (1, 1, 200)
+    [entry] = back["entries"]
+    assert (entry["direction"], entry["serial"], entry["amount"], entry["code"]) == (
+        "C",
+        items[1].serial,
+        200,
+        "R001",
+    )
+    assert entry["description"] == "退票" and entry["bank_ref"] != booked["entries"][0]["bank_ref"]
+    assert (back["trailer_count"], back["trailer_total"]) == (1, 200)
 
     # a corrected re-issue of the returned serial is paid again (dedupe skips reversed credits)
     again = helpers.build_request([items[1]], file_no=2)

@@ -278,12 +278,14 @@ def test_delay_does_not_block_other_files(
     bank.clock.now += 6
     bank.processor.tick()
     assert sorted(p.name for p in bank.outbox.iterdir()) == [
+        "ACT_2026031500000001_01.txt",  # the account movements go with the result
+        "ACT_2026031500000001_01.txt.sig",
         "RET_2026031500000001_01.txt",
         "RET_2026031500000001_01.txt.sig",
     ]
     bank.clock.now += 4
     bank.processor.tick()
-    assert len(list(bank.outbox.iterdir())) == 4
+    assert len(list(bank.outbox.iterdir())) == 8
     assert bank.processor.pending_count == 0
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.dispatch.calendar import BankHours, UnknownYearError, WorkingCalendar, dispatch_day
+from gateway.dispatch.calendar import (
+    BankHours,
+    UnknownYearError,
+    WorkingCalendar,
+    day_opens,
+    dispatch_day,
+    moved_past_cutoff,
+)
 from gateway.kit.clock import CHINA
 
 CAL = WorkingCalendar()
@@ -68,3 +75,30 @@ def test_bad_calendar_file_refused(tmp_path: Path) -> None:
     path.write_text('[years.2027]\nholidays = ["2028-01-01"]\n')
     with pytest.raises(ValueError, match="listed under year 2027"):
         WorkingCalendar.from_file(path)
+
+
+# --- never-sent work past the cut-off (issue 12) ----------------------------------------------
+
+
+def test_work_still_unsent_moves_only_once_its_days_cutoff_passed() -> None:
+    friday = dt.date(2026, 11, 27)
+    assert moved_past_cutoff(friday, at(2026, 11, 27, 15, 59), HOURS, CAL) is None
+    assert moved_past_cutoff(friday, at(2026, 11, 27, 16, 0), HOURS, CAL) == dt.date(2026, 11, 30)
+    # past the holiday week to the first working day after it
+    assert moved_past_cutoff(dt.date(2026, 9, 30), at(2026, 10, 3, 9), HOURS, CAL) == dt.date(
+        2026, 10, 8
+    )
+    # naive UTC as stored: 08:30 UTC is 16:30 in China
+    later = moved_past_cutoff(friday, dt.datetime(2026, 11, 27, 8, 30), HOURS, CAL)
+    assert later == dt.date(2026, 11, 30)
+
+
+def test_a_bank_without_a_cutoff_keeps_its_day_until_the_day_ends() -> None:
+    anytime = BankHours(cutoff=None, every_day=True)
+    day = dt.date(2026, 10, 1)
+    assert moved_past_cutoff(day, at(2026, 10, 1, 23, 59), anytime, CAL) is None
+    assert moved_past_cutoff(day, at(2026, 10, 2, 0, 0), anytime, CAL) == dt.date(2026, 10, 2)
+
+
+def test_a_day_opens_at_midnight_in_china_stored_as_naive_utc() -> None:
+    assert day_opens(dt.date(2026, 10, 8)) == dt.datetime(2026, 10, 7, 16, 0)

@@ -107,7 +107,8 @@ def test_every_transition_has_an_event(ctx: Context, bank: Any) -> None:
 def test_result_file_applied_twice_changes_nothing(ctx: Context, bank: Any) -> None:
     submit(ctx, payload("D-3", PEOPLE[:5]))
     drive(ctx)
-    name = next(p.name for p in bank.outbox.iterdir() if p.name.endswith(".txt"))
+    name = next(p.name for p in bank.outbox.iterdir() if p.name.startswith("RET_"))
+    name = name.removesuffix(".sig")
     data = (bank.outbox / name).read_bytes()
     sig = (bank.outbox / (name + ".sig")).read_bytes()
     before = states(ctx)
@@ -118,7 +119,8 @@ def test_result_file_applied_twice_changes_nothing(ctx: Context, bank: Any) -> N
     run_cycle(ctx, "test")
     assert states(ctx) == before
     with ctx.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(InboundFile)) == 1
+        # the result file and the account movements file (ACT_…), each once
+        assert s.scalar(select(func.count()).select_from(InboundFile)) == 2
         assert s.scalar(select(func.count()).select_from(ItemResult)) == 5
 
 
@@ -157,7 +159,8 @@ def _paid_result_for_queued_items(ctx: Context) -> bytes:
 
 
 def _result_lines(bank: Any) -> tuple[str, list[bytes]]:
-    name = next(p.name for p in bank.outbox.iterdir() if p.name.endswith(".txt"))
+    name = next(p.name for p in bank.outbox.iterdir() if p.name.startswith("RET_"))
+    name = name.removesuffix(".sig")
     return name, (bank.outbox / name).read_bytes().split(b"\r\n")
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.batches.models import Batch, BatchEventRecord
+from gateway.batches.models import Batch, BatchEventRecord, ItemEventRecord
 from gateway.context import Context
 from gateway.dispatch.service import deliver_one, plan_one
+from gateway.feedback.models import AccountEntryRecord
 from gateway.feedback.service import take_account_notice
 from gateway.kit.clock import utcnow
 from gateway.payments.states import BatchState, InvalidTransitionError
@@ -117,8 +118,9 @@ def close_all(ctx: Context) -> None:
 
 
 def test_file_bank_batch_is_reconciled_once(ctx: Context, bank: Any) -> None:
-    """Fixed-width bank (no account notices): the bank's reported paid results are the money
-    evidence; the batch ties out and is reconciled, once, with a recorded event."""
+    """Fixed-width bank: its account movements files (``ACT_…``, written before the result
+    file) are the money evidence; the batch ties out and is reconciled, once, with a
+    recorded event."""
     submit(ctx, body("R-1"))
     assert drive(ctx) == {"paid": 4, "failed": 1}
     report = reconcile(ctx, "recon")
@@ -140,7 +142,7 @@ def test_file_bank_batch_is_reconciled_once(ctx: Context, bank: Any) -> None:
         ).all()
     assert len(events) == 1
     assert events[0].from_state == "completed" and events[0].to_state == "reconciled"
-    assert events[0].detail is not None and events[0].detail["evidence"] == "results"
+    assert events[0].detail is not None and events[0].detail["evidence"] == "account_notices"
     assert events[0].detail["paid_fen"] == events[0].detail["debited_fen"] == PAID_FEN
     assert summary(ctx) == {
         "ok": True,
@@ -294,12 +296,35 @@ class TestBounceAfterSuccess:
         assert detail is not None
         assert (detail["debited_fen"], detail["credited_fen"]) == (fen(1, 2), d.amount_fen)
 
-    def test_api_bank_bounce_ties_out_on_its_reported_results(
+    def test_api_bank_bounce_ties_out_on_its_account_movements(
         self, ctx: Context, api_bank: Any, gateway_http: str
     ) -> None:
+        """The API bank's 退票 comes by callback, by inquiry and on the account (a credit
+        movement): the item bounces once, and the money ties out on the account's entries
+        (issue 12), not on the bank's own reports."""
         submit(ctx, body("R-8", "abc", PEOPLE[:2]))
         drive(ctx)
         wait_for_bounce(ctx)
+
+        def credited_back() -> bool:
+            run_cycle(ctx, "t")
+            with ctx.sessions() as s:
+                return bool(
+                    s.scalar(
+                        select(func.count())
+                        .select_from(AccountEntryRecord)
+                        .where(AccountEntryRecord.direction == "credit")
+                    )
+                )
+
+        wait_until(credited_back, what="the return's credit on the account")
+        with ctx.sessions() as s:
+            bounces = s.scalar(
+                select(func.count())
+                .select_from(ItemEventRecord)
+                .where(ItemEventRecord.event == "bounce")
+            )
+        assert bounces == 1
         assert reconcile(ctx, "recon").opened == {"bounce_after_success": 1}
         close_all(ctx)
         report = reconcile(ctx, "recon")
@@ -308,8 +333,8 @@ class TestBounceAfterSuccess:
             detail = s.scalar(
                 select(BatchEventRecord.detail).where(BatchEventRecord.event == "reconcile")
             )
-        # the bank's own reports: both paid (debits), one returned (a credit back)
-        assert detail is not None and detail["evidence"] == "results"
+        # the account: both paid (debits), one returned (a credit back)
+        assert detail is not None and detail["evidence"] == "account_notices"
         assert detail["debited_fen"] - detail["credited_fen"] == detail["paid_fen"]
         assert detail["credited_fen"] in {fen(1), fen(2)}
         del gateway_http
